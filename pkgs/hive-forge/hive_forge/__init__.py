@@ -1,0 +1,1 @@
+"""hive-forge: the agents' Forgejo CLI."""
