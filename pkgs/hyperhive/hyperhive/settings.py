@@ -55,6 +55,20 @@ class Settings(BaseSettings):
     events_keep_rows: int = Field(
         2000, ge=1, description="events_vacuum keeps at most this many newest rows per agent."
     )
+    agent_template_dir: Path = Field(
+        Path(__file__).resolve().parents[3] / "templates" / "agent",
+        description="Files a new agent's proposed repo is seeded with (the flake's templates/agent).",
+    )
+    flake_ref: str = Field(
+        "",
+        description="Flake reference of hyperhive itself, passed to each agent's generated flake.",
+    )
+    agent_memory_max: str = Field(
+        "", description="systemd MemoryMax for every agent container (empty = no limit)."
+    )
+    agent_cpu_quota: str = Field(
+        "", description="systemd CPUQuota for every agent container (empty = no limit)."
+    )
     sweep_interval_seconds: float = Field(
         3600.0, gt=0, description="How often retention and events_vacuum run."
     )
