@@ -1,0 +1,1 @@
+"""sqlite plumbing: one writer thread per database with group commit, plus numbered migrations."""

@@ -1,0 +1,1 @@
+"""Agents' lifecycle: names, ports, container backends, crash watch."""
