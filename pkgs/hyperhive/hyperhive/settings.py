@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     )
     agent_template_dir: Path = Field(
         Path(__file__).resolve().parents[3] / "templates" / "agent",
-        description="Files a new agent's proposed repo is seeded with (the flake's templates/agent).",
+        description="Files a new agent's proposed repo is seeded with (templates/agent).",
     )
     flake_ref: str = Field(
         "",
@@ -82,3 +82,83 @@ class Settings(BaseSettings):
     def host_socket(self) -> Path:
         """The root-only admin socket."""
         return self.run_dir / "host.sock"
+
+
+class ExtraMcpServer(BaseModel):
+    """One extra MCP server for an agent (``hyperhive.extraMcpServers.<key>``)."""
+
+    command: str = Field(description="Executable of the stdio MCP server.")
+    args: list[str] = Field(default_factory=list, description="Its arguments.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment.")
+    allowedTools: list[str] = Field(  # the Nix option's spelling
+        default_factory=list,
+        description="Tool names claude may call without asking, e.g. mcp__<key>__<tool>.",
+    )
+
+
+class HarnessSettings(BaseSettings):
+    """Agent harness configuration (hive-ag3nt / hive-m1nd), read from its environment.
+
+    The NixOS modules and the daemon's local backend set exactly these variables.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="HYPERHIVE_", extra="ignore")
+
+    agent_name: str = Field(
+        "manager", description="This agent's name (HYPERHIVE_AGENT_NAME); the manager's is manager."
+    )
+    socket: Path = Field(
+        Path("/run/hive/mcp.sock"), description="This agent's broker socket (HYPERHIVE_SOCKET)."
+    )
+    hive_dir: Path = Field(
+        Path("/run/hive"),
+        description="Where the generated claude MCP config, settings and system prompt go.",
+    )
+    state_dir: Path = Field(
+        Path("/state"), description="Durable notes, the events db and the model file."
+    )
+    events_db: Path | None = Field(
+        None, description="Event store; default <state_dir>/hyperhive-events.sqlite."
+    )
+    model_file: Path | None = Field(
+        None, description="Runtime model override; default <state_dir>/hyperhive-model."
+    )
+    default_model: str = Field(
+        "haiku",
+        validation_alias="HIVE_DEFAULT_MODEL",
+        description="Model when the model file is absent (HIVE_DEFAULT_MODEL, no prefix).",
+    )
+    operator_pronouns: str = Field(
+        "they/them", description="How the system prompt refers to the operator."
+    )
+    login_cmd: str = Field(
+        "claude auth login", description="Command the web UI runs to log claude in."
+    )
+    claude_bin: str = Field("claude", description="The claude CLI to run each turn.")
+    rate_limit_sleep: float = Field(
+        300.0, ge=0, description="Seconds to wait after a rate-limited turn before retrying."
+    )
+    extra_mcp_servers: dict[str, ExtraMcpServer] = Field(
+        default_factory=dict,
+        description="JSON object {key: {command, args, env, allowedTools}}; key hyperhive ignored.",
+    )
+    work_dir: Path | None = Field(
+        None, description="claude's working directory; default state_dir."
+    )
+    web_host: str = Field("127.0.0.1", description="Per-agent web UI bind address.")
+    web_port: int = Field(0, ge=0, le=65535, description="Per-agent web UI port (0: from name).")
+
+    @property
+    def events_path(self) -> Path:
+        """The events db actually used."""
+        return self.events_db or self.state_dir / "hyperhive-events.sqlite"
+
+    @property
+    def model_path(self) -> Path:
+        """The model file actually used."""
+        return self.model_file or self.state_dir / "hyperhive-model"
+
+    @property
+    def cwd(self) -> Path:
+        """claude's working directory (its --continue session is per directory)."""
+        return self.work_dir or self.state_dir

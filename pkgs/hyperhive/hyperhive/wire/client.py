@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from types import TracebackType
 
@@ -58,10 +59,8 @@ class BrokerClient:
     async def close(self) -> None:
         """Close the connection."""
         self._writer.close()
-        try:
+        with contextlib.suppress(OSError):
             await self._writer.wait_closed()
-        except OSError:
-            pass
 
     async def __aenter__(self) -> BrokerClient:
         return self

@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 
-class _Response(BaseModel):
+class Reply(BaseModel):
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
 
-class Ok(_Response):
+class Ok(Reply):
     """Done. `id`/`ids` name what was created, when something was."""
 
     kind: Literal["ok"] = "ok"
@@ -20,14 +20,14 @@ class Ok(_Response):
     ids: list[int] | None = None
 
 
-class Err(_Response):
+class Err(Reply):
     """Refused: `message` says what was wrong and what to do."""
 
     kind: Literal["err"] = "err"
     message: str
 
 
-class MessageItem(_Response):
+class MessageItem(Reply):
     """One message as its recipient sees it."""
 
     id: int
@@ -39,27 +39,27 @@ class MessageItem(_Response):
     redelivered: bool = False
 
 
-class Messages(_Response):
+class Messages(Reply):
     """Messages popped by recv (now delivered, not yet acked)."""
 
     kind: Literal["messages"] = "messages"
     items: list[MessageItem]
 
 
-class Empty(_Response):
+class Empty(Reply):
     """recv found nothing within its wait."""
 
     kind: Literal["empty"] = "empty"
 
 
-class StatusReply(_Response):
+class StatusReply(Reply):
     """The caller's unread count."""
 
     kind: Literal["status"] = "status"
     unread: int
 
 
-class RecentRow(_Response):
+class RecentRow(Reply):
     """A message in someone's recent traffic (non-consuming view)."""
 
     id: int
@@ -73,21 +73,21 @@ class RecentRow(_Response):
     broadcast: bool = False
 
 
-class RecentReply(_Response):
+class RecentReply(Reply):
     """Recent messages, newest last."""
 
     kind: Literal["recent"] = "recent"
     rows: list[RecentRow]
 
 
-class QuestionQueued(_Response):
+class QuestionQueued(Reply):
     """The question is stored; the answer arrives as an operator_answered event."""
 
     kind: Literal["question_queued"] = "question_queued"
     id: int
 
 
-class WhoamiReply(_Response):
+class WhoamiReply(Reply):
     """The identity this socket carries."""
 
     kind: Literal["whoami"] = "whoami"
@@ -96,7 +96,7 @@ class WhoamiReply(_Response):
     port: int | None = None
 
 
-class AgentInfo(_Response):
+class AgentInfo(Reply):
     """One known agent."""
 
     name: str
@@ -107,14 +107,14 @@ class AgentInfo(_Response):
     destroyed_at: int | None = None
 
 
-class AgentsReply(_Response):
+class AgentsReply(Reply):
     """Known agents (tombstones included, with their destroyed_at)."""
 
     kind: Literal["agents"] = "agents"
     items: list[AgentInfo]
 
 
-class ApprovalInfo(_Response):
+class ApprovalInfo(Reply):
     """One approval row (SPEC §8)."""
 
     id: int
@@ -129,14 +129,14 @@ class ApprovalInfo(_Response):
     note: str | None = None
 
 
-class ApprovalsReply(_Response):
+class ApprovalsReply(Reply):
     """Approvals, oldest first."""
 
     kind: Literal["approvals"] = "approvals"
     items: list[ApprovalInfo]
 
 
-class QuestionInfo(_Response):
+class QuestionInfo(Reply):
     """One operator question (SPEC §9)."""
 
     id: int
@@ -150,7 +150,7 @@ class QuestionInfo(_Response):
     answer: str | None = None
 
 
-class QuestionsReply(_Response):
+class QuestionsReply(Reply):
     """Operator questions, oldest first."""
 
     kind: Literal["questions"] = "questions"
@@ -171,9 +171,9 @@ Response = Annotated[
     | QuestionsReply,
     Field(discriminator="kind"),
 ]
-RESPONSE: TypeAdapter[Response] = TypeAdapter(Response)
+RESPONSE: TypeAdapter[Response] = TypeAdapter(Response)  # type: ignore[arg-type]
 
 
-def encode(response: _Response) -> bytes:
+def encode(response: Reply) -> bytes:
     """One response as a JSON line."""
     return response.model_dump_json(by_alias=True).encode() + b"\n"

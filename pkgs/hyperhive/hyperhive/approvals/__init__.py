@@ -1,0 +1,1 @@
+"""Operator approvals of spawns and config commits (SPEC §8)."""

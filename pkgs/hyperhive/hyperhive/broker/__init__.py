@@ -1,0 +1,1 @@
+"""Messages between agents, the manager and the operator (SPEC §5)."""

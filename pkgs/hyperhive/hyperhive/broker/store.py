@@ -1,0 +1,139 @@
+"""SQL for the messages table. Every function runs inside a writer transaction or a read."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+from hyperhive.wire.responses import MessageItem, RecentRow
+
+
+def insert_message(
+    conn: sqlite3.Connection,
+    *,
+    sender: str,
+    recipient: str,
+    body: str,
+    now: int,
+    in_reply_to: int | None = None,
+    broadcast: bool = False,
+) -> int:
+    """Store one message; return its id."""
+    cur = conn.execute(
+        "INSERT INTO messages (sender, recipient, body, sent_at, in_reply_to, broadcast)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (sender, recipient, body, now, in_reply_to, int(broadcast)),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def pop_undelivered(
+    conn: sqlite3.Connection, recipient: str, limit: int, now: int
+) -> list[MessageItem]:
+    """Mark the oldest `limit` undelivered messages of `recipient` delivered; return them."""
+    rows = conn.execute(
+        "UPDATE messages SET delivered_at = ?, deliveries = deliveries + 1"
+        " WHERE id IN (SELECT id FROM messages WHERE recipient = ? AND delivered_at IS NULL"
+        " ORDER BY id LIMIT ?)"
+        " RETURNING id, sender, body, sent_at, in_reply_to, broadcast, deliveries",
+        (now, recipient, limit),
+    ).fetchall()
+    items = [
+        MessageItem(
+            id=r["id"],
+            sender=r["sender"],
+            body=r["body"],
+            sent_at=r["sent_at"],
+            in_reply_to=r["in_reply_to"],
+            broadcast=bool(r["broadcast"]),
+            redelivered=r["deliveries"] > 1,
+        )
+        for r in rows
+    ]
+    items.sort(key=lambda m: m.id)
+    return items
+
+
+def ack(conn: sqlite3.Connection, recipient: str, ids: Sequence[int], now: int) -> int:
+    """Ack delivered messages of `recipient` among `ids`; return how many changed."""
+    marks = ",".join("?" * len(ids))
+    cur = conn.execute(
+        f"UPDATE messages SET acked_at = ? WHERE recipient = ? AND id IN ({marks})"  # noqa: S608
+        " AND delivered_at IS NOT NULL AND acked_at IS NULL",
+        (now, recipient, *ids),
+    )
+    return cur.rowcount
+
+
+def release(conn: sqlite3.Connection, recipient: str, ids: Iterable[int]) -> int:
+    """Make delivered-but-unacked messages undelivered again (their reader went away)."""
+    id_list = list(ids)
+    if not id_list:
+        return 0
+    marks = ",".join("?" * len(id_list))
+    cur = conn.execute(
+        f"UPDATE messages SET delivered_at = NULL WHERE recipient = ? AND id IN ({marks})"  # noqa: S608
+        " AND acked_at IS NULL",
+        (recipient, *id_list),
+    )
+    return cur.rowcount
+
+
+def release_all(conn: sqlite3.Connection) -> int:
+    """At daemon start no reader is connected: every unacked delivery is undone."""
+    return conn.execute(
+        "UPDATE messages SET delivered_at = NULL"
+        " WHERE delivered_at IS NOT NULL AND acked_at IS NULL"
+    ).rowcount
+
+
+def unread_count(conn: sqlite3.Connection, recipient: str) -> int:
+    """Undelivered messages for `recipient`."""
+    row = conn.execute(
+        "SELECT count(*) FROM messages WHERE recipient = ? AND delivered_at IS NULL",
+        (recipient,),
+    ).fetchone()
+    return int(row[0])
+
+
+def _recent_row(r: sqlite3.Row) -> RecentRow:
+    return RecentRow(
+        id=r["id"],
+        sender=r["sender"],
+        recipient=r["recipient"],
+        body=r["body"],
+        sent_at=r["sent_at"],
+        delivered=r["delivered_at"] is not None,
+        acked=r["acked_at"] is not None,
+        in_reply_to=r["in_reply_to"],
+        broadcast=bool(r["broadcast"]),
+    )
+
+
+def recent_for(conn: sqlite3.Connection, name: str, limit: int) -> list[RecentRow]:
+    """The latest `limit` messages to or from `name`, oldest first."""
+    rows = conn.execute(
+        "SELECT * FROM (SELECT * FROM messages WHERE recipient = ?"
+        " UNION ALL SELECT * FROM messages WHERE sender = ? AND recipient != ?"
+        " ORDER BY id DESC LIMIT ?) ORDER BY id",
+        (name, name, name, limit),
+    ).fetchall()
+    return [_recent_row(r) for r in rows]
+
+
+def recent_all(conn: sqlite3.Connection, limit: int, after_id: int = 0) -> list[RecentRow]:
+    """The latest `limit` messages of all traffic with id > after_id, oldest first."""
+    rows = conn.execute(
+        "SELECT * FROM (SELECT * FROM messages WHERE id > ? ORDER BY id DESC LIMIT ?)"
+        " ORDER BY id",
+        (after_id, limit),
+    ).fetchall()
+    return [_recent_row(r) for r in rows]
+
+
+def delete_acked_before(conn: sqlite3.Connection, cutoff: int) -> int:
+    """Retention: delete acked messages sent before `cutoff`; undelivered ones stay."""
+    return conn.execute(
+        "DELETE FROM messages WHERE acked_at IS NOT NULL AND sent_at < ?", (cutoff,)
+    ).rowcount

@@ -1,0 +1,201 @@
+"""hive-c0re: `serve` runs the daemon; every other verb is a thin client of host.sock."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from hyperhive.errors import HyperhiveError
+from hyperhive.settings import Settings
+from hyperhive.wire import requests as rq
+from hyperhive.wire.client import BrokerClient
+from hyperhive.wire.responses import (
+    AgentsReply,
+    ApprovalsReply,
+    Err,
+    Ok,
+    QuestionsReply,
+    RecentReply,
+    Reply,
+)
+
+
+def _when(ts: int | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def render(reply: Reply) -> str:
+    """Human-readable text of a reply."""
+    match reply:
+        case AgentsReply(items=items):
+            if not items:
+                return "no agents"
+            lines = [f"{'NAME':<10} {'ROLE':<8} {'STATE':<11} {'PORT':<5} CREATED"]
+            lines += [
+                f"{a.name:<10} {a.role:<8} {a.state:<11} {a.port:<5} {_when(a.created_at)}"
+                for a in items
+            ]
+            return "\n".join(lines)
+        case ApprovalsReply(items=items):
+            if not items:
+                return "no pending approvals"
+            return "\n".join(
+                f"#{a.id} {a.kind_} {a.agent} {a.fetched_sha or ''} {a.description}".rstrip()
+                for a in items
+            )
+        case QuestionsReply(items=items):
+            if not items:
+                return "no open questions"
+            out = []
+            for q in items:
+                line = f"#{q.id} from {q.asker}: {q.question}"
+                if q.options:
+                    line += f"  [options: {' | '.join(q.options)}{' (multi)' if q.multi else ''}]"
+                if q.deadline_at:
+                    line += f"  (expires {_when(q.deadline_at)})"
+                out.append(line)
+            return "\n".join(out)
+        case RecentReply(rows=rows):
+            return "\n".join(f"#{r.id} {r.sender} -> {r.recipient}: {r.body}" for r in rows)
+        case Ok(message=message, id=id_, ids=ids):
+            if message:
+                return message
+            if ids is not None:
+                return "sent (message id " + ", ".join(map(str, ids)) + ")"
+            return "ok" if id_ is None else f"ok #{id_}"
+    return reply.model_dump_json(by_alias=True)
+
+
+Build = Callable[[argparse.Namespace], BaseModel]
+
+VERBS: dict[str, tuple[str, list[tuple[str, dict[str, object]]], Build]] = {
+    "list": ("list agents, tombstones included", [], lambda a: rq.ListAgents()),
+    "send": (
+        "send a message as the operator",
+        [
+            ("to", {"help": "agent name, manager, or * for every agent"}),
+            ("body", {"help": "the message text"}),
+        ],
+        lambda a: rq.Send(to=a.to, body=a.body),
+    ),
+    "pending": ("list pending approvals", [], lambda a: rq.Pending()),
+    "approve": (
+        "approve a pending approval",
+        [("id", {"type": int, "help": "approval id"})],
+        lambda a: rq.Approve(id=a.id),
+    ),
+    "deny": (
+        "deny a pending approval",
+        [
+            ("id", {"type": int, "help": "approval id"}),
+            ("--note", {"help": "why (shown to the manager)"}),
+        ],
+        lambda a: rq.Deny(id=a.id, note=a.note),
+    ),
+    "questions": ("list open operator questions", [], lambda a: rq.Questions()),
+    "answer": (
+        "answer an operator question",
+        [("id", {"type": int, "help": "question id"}), ("answer", {"help": "your answer"})],
+        lambda a: rq.Answer(id=a.id, answer=a.answer),
+    ),
+    "cancel-question": (
+        "resolve an operator question as [cancelled]",
+        [("id", {"type": int, "help": "question id"})],
+        lambda a: rq.CancelQuestion(id=a.id),
+    ),
+    "spawn": (
+        "create and start an agent now (no approval)",
+        [("name", {"help": "1-9 chars: a-z first, then a-z 0-9 -"})],
+        lambda a: rq.Spawn(name=a.name),
+    ),
+    "request-spawn": (
+        "queue a spawn for approval",
+        [("name", {"help": "agent name"}), ("--description", {"default": ""})],
+        lambda a: rq.RequestSpawn(name=a.name, description=a.description),
+    ),
+    "kill": ("stop an agent", [("name", {})], lambda a: rq.Kill(name=a.name)),
+    "start": ("start a stopped agent", [("name", {})], lambda a: rq.Start(name=a.name)),
+    "restart": ("restart an agent", [("name", {})], lambda a: rq.Restart(name=a.name)),
+    "rebuild": ("reconcile an agent", [("name", {})], lambda a: rq.Rebuild(name=a.name)),
+    "destroy": (
+        "remove an agent's container (state is kept unless --purge)",
+        [
+            ("name", {}),
+            ("--purge", {"action": "store_true", "help": "also delete its state: no undo"}),
+        ],
+        lambda a: rq.Destroy(name=a.name, purge=a.purge),
+    ),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argv grammar."""
+    top = argparse.ArgumentParser(
+        prog="hive-c0re", description="hyperhive host daemon and admin CLI."
+    )
+    top.add_argument("--json", action="store_true", help="print the raw JSON reply")
+    top.add_argument(
+        "--socket", type=Path, help="admin socket (default: $HYPERHIVE_RUN_DIR/host.sock)"
+    )
+    sub = top.add_subparsers(dest="verb", required=True, metavar="VERB")
+    serve = sub.add_parser("serve", help="run the daemon in the foreground")
+    serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    for verb, (help_text, args, _) in VERBS.items():
+        p = sub.add_parser(verb, help=help_text, description=help_text)
+        for flag, options in args:
+            p.add_argument(flag, **options)  # type: ignore[arg-type]
+    return top
+
+
+async def _call(socket: Path, request: BaseModel) -> Reply:
+    async with await BrokerClient.connect(socket) as client:
+        return await client.call_raw(request.model_dump_json().encode() + b"\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `hive-c0re`."""
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"hive-c0re: bad HYPERHIVE_* environment: {exc}", file=sys.stderr)
+        return 2
+    if args.verb == "serve":
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO,
+            format="%(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        from hyperhive.daemon import serve
+
+        asyncio.run(serve(settings))
+        return 0
+    _, _, build = VERBS[args.verb]
+    try:
+        request = build(args)
+        reply = asyncio.run(_call(args.socket or settings.host_socket, request))
+    except ValidationError as exc:
+        print(f"hive-c0re {args.verb}: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 1
+    except HyperhiveError as exc:
+        print(f"hive-c0re: {exc.message}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(reply.model_dump(by_alias=True, mode="json")))
+    elif isinstance(reply, Err):
+        print(f"hive-c0re {args.verb}: {reply.message}", file=sys.stderr)
+    else:
+        print(render(reply))
+    return 1 if isinstance(reply, Err) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

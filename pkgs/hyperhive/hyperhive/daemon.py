@@ -1,0 +1,144 @@
+"""hive-c0re: the host daemon. Composes the services, opens the sockets, runs the sweeps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Coroutine
+
+from hyperhive.approvals.service import Approvals
+from hyperhive.broker.service import Broker
+from hyperhive.db.connection import Database
+from hyperhive.db.schema import BROKER_MIGRATIONS
+from hyperhive.lifecycle.backends import Backend, LocalBackend
+from hyperhive.lifecycle.names import MANAGER, OPERATOR, AgentName
+from hyperhive.lifecycle.paths import AgentPaths
+from hyperhive.lifecycle.registry import Registry
+from hyperhive.lifecycle.service import Lifecycle
+from hyperhive.lifecycle.store import Role
+from hyperhive.questions.service import QuestionService
+from hyperhive.retention import sweep_forever
+from hyperhive.settings import BackendKind, Settings
+from hyperhive.sockets.dispatch import Dispatcher
+from hyperhive.sockets.server import Connection, Identity, SocketKind, SocketServer
+
+logger = logging.getLogger(__name__)
+
+
+def make_backend(settings: Settings) -> Backend:
+    """The configured container backend."""
+    if settings.backend is BackendKind.LOCAL:
+        return LocalBackend()
+    raise NotImplementedError(
+        f"backend {settings.backend.value!r} is not available in this version;"
+        " set HYPERHIVE_BACKEND=local"
+    )
+
+
+class Hive:
+    """Everything the daemon runs, wired together."""
+
+    def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
+        self.settings = settings
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings.run_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.broker_db, BROKER_MIGRATIONS)
+        self.registry = Registry(self.db)
+        self.broker = Broker(self.db, self.registry)
+        self.questions = QuestionService(self.db, self.broker)
+        self.lifecycle = Lifecycle(
+            settings,
+            self.db,
+            self.registry,
+            self.broker,
+            backend or make_backend(settings),
+            self.register_socket,
+            self.unregister_socket,
+        )
+        self.approvals = Approvals(self.db, self.registry, self.broker, self.lifecycle)
+        self.dispatcher = Dispatcher(
+            self.registry, self.broker, self.questions, self.lifecycle, self.approvals
+        )
+        self.sockets: dict[str, SocketServer] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def register_socket(self, name: AgentName, role: Role) -> None:
+        """(Re)open the socket of `name`; an existing listener is dropped first."""
+        await self.unregister_socket(name)
+        paths = AgentPaths.of(self.settings, name)
+        kind = SocketKind.MANAGER if role is Role.MANAGER else SocketKind.AGENT
+        server = SocketServer(
+            paths.socket, Identity(kind, name), self.dispatcher.handle, self._on_close, 0o660
+        )
+        await server.start()
+        self.sockets[name] = server
+
+    async def unregister_socket(self, name: AgentName) -> None:
+        """Close the socket of `name`, if open."""
+        server = self.sockets.pop(name, None)
+        if server is not None:
+            await server.stop()
+
+    async def _on_close(self, conn: Connection) -> None:
+        if conn.unacked:
+            await self.broker.release(conn.identity.name, sorted(conn.unacked))
+
+    def _spawn_task(self, coro: Coroutine[object, object, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def start(self) -> None:
+        """Open sockets, reconnect known agents, start the background tasks."""
+        released = await self.broker.release_all()
+        if released:
+            logger.info("%d delivered-but-unacked message(s) will be delivered again", released)
+        host = SocketServer(
+            self.settings.host_socket,
+            Identity(SocketKind.HOST, OPERATOR),
+            self.dispatcher.handle,
+            self._on_close,
+            0o600,
+        )
+        await host.start()
+        self.sockets[""] = host
+        await self.lifecycle.ensure_manager()
+        await self.lifecycle.reconnect_all()
+        self._spawn_task(self.questions.watch_deadlines(), "question-deadlines")
+        self._spawn_task(sweep_forever(self.settings, self.broker), "retention-sweep")
+        logger.info(
+            "hive-c0re up: backend %s, admin socket %s, manager socket %s",
+            self.lifecycle.backend.name,
+            self.settings.host_socket,
+            AgentPaths.of(self.settings, MANAGER).socket,
+        )
+
+    async def stop(self) -> None:
+        """Stop tasks, sockets and the backend, then close the database."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for server in list(self.sockets.values()):
+            await server.stop()
+        self.sockets.clear()
+        await self.lifecycle.backend.close()
+        await self.db.close()
+
+
+async def serve(settings: Settings) -> None:
+    """Run the daemon until SIGINT or SIGTERM."""
+    hive = Hive(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await hive.start()
+    print(f"hive-c0re: ready — admin socket {settings.host_socket}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        logger.info("hive-c0re shutting down")
+        await hive.stop()

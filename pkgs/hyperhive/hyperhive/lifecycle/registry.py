@@ -1,0 +1,80 @@
+"""The daemon's view of which agents exist: the agents table, cached in memory.
+
+Architecture Invariant: the cache changes only after the database write committed, so
+the broker never routes to an agent that a crash would forget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from hyperhive.db.connection import Database
+from hyperhive.errors import NotFound
+from hyperhive.lifecycle import store
+from hyperhive.lifecycle.store import AgentRecord, AgentState, Role
+
+
+class Registry:
+    """Known agents by name (the manager included, under the name `manager`)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._agents = {a.name: a for a in db.read(store.list_agents)}
+
+    def find(self, name: str) -> AgentRecord | None:
+        """The agent called `name`, or None."""
+        return self._agents.get(name)
+
+    def get(self, name: str) -> AgentRecord:
+        """The agent called `name`, or NotFound."""
+        agent = self._agents.get(name)
+        if agent is None:
+            raise NotFound(f"no agent named {name!r}")
+        return agent
+
+    def all(self) -> list[AgentRecord]:
+        """Every agent, tombstones included, by name."""
+        return sorted(self._agents.values(), key=lambda a: a.name)
+
+    def live_names(self) -> list[str]:
+        """Names that can receive messages now."""
+        return sorted(a.name for a in self._agents.values() if a.live)
+
+    async def save(self, record: AgentRecord) -> AgentRecord:
+        """Write `record`, then cache it."""
+        await self._db.write(lambda conn: store.upsert_agent(conn, record))
+        self._agents[record.name] = record
+        return record
+
+    async def add(
+        self, name: str, role: Role, allowed_recipients: list[str] | None = None
+    ) -> AgentRecord:
+        """Register a new (or revived) agent in state spawning."""
+        record = AgentRecord(
+            name=name,
+            role=role,
+            state=AgentState.SPAWNING,
+            created_at=int(time.time()),
+            allowed_recipients=list(allowed_recipients or []),
+        )
+        return await self.save(record)
+
+    async def set_state(self, name: str, state: AgentState) -> AgentRecord:
+        """Record a state change."""
+        record = dataclasses.replace(self.get(name), state=state)
+        if state is AgentState.DESTROYED:
+            record.destroyed_at = int(time.time())
+        elif record.destroyed_at is not None:
+            record.destroyed_at = None
+        return await self.save(record)
+
+    async def set_allowed_recipients(self, name: str, recipients: list[str]) -> AgentRecord:
+        """Replace an agent's allow-list (empty = anyone)."""
+        record = dataclasses.replace(self.get(name), allowed_recipients=list(recipients))
+        return await self.save(record)
+
+    async def forget(self, name: str) -> None:
+        """Delete the agent's row (purge)."""
+        await self._db.write(lambda conn: store.delete_agent(conn, name))
+        self._agents.pop(name, None)

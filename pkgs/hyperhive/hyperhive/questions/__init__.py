@@ -1,0 +1,1 @@
+"""Questions agents ask the operator (SPEC §9)."""

@@ -1,0 +1,131 @@
+"""Ask, answer, cancel and expire operator questions; one operator_answered event each.
+
+Architecture Invariant: a question is resolved and its event stored in one transaction,
+guarded by `answered_at IS NULL`, so a question can never be answered twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+from functools import partial
+
+from hyperhive.broker import store as broker_store
+from hyperhive.broker.service import Broker
+from hyperhive.db.connection import Database
+from hyperhive.errors import InvalidRequest, NotFound
+from hyperhive.lifecycle.names import SYSTEM
+from hyperhive.questions import store
+from hyperhive.wire.responses import QuestionInfo
+
+logger = logging.getLogger(__name__)
+
+CANCELLED = "[cancelled]"
+EXPIRED = "[expired]"
+
+
+class QuestionService:
+    """Operator questions plus the ttl watchdog."""
+
+    def __init__(self, db: Database, broker: Broker) -> None:
+        self._db = db
+        self._broker = broker
+        self._changed = asyncio.Event()
+        self.on_change: list[asyncio.Queue[QuestionInfo]] = []
+
+    async def ask(
+        self,
+        asker: str,
+        question: str,
+        options: list[str],
+        multi: bool,
+        ttl_seconds: int | None,
+    ) -> int:
+        """Store a question; the ttl watchdog learns its deadline at once."""
+        now = int(time.time())
+        deadline = None if ttl_seconds is None else now + ttl_seconds
+        question_id = await self._db.write(
+            lambda conn: store.insert_question(
+                conn,
+                asker=asker,
+                question=question,
+                options=options,
+                multi=multi,
+                now=now,
+                deadline_at=deadline,
+            )
+        )
+        self._changed.set()
+        self._emit(question_id)
+        return question_id
+
+    async def answer(self, question_id: int, answer: str) -> bool:
+        """Resolve with the operator's answer; False if it was already resolved."""
+        if not answer.strip():
+            raise InvalidRequest("the answer is empty: type an answer or cancel the question")
+        return await self._resolve(question_id, answer)
+
+    async def cancel(self, question_id: int) -> bool:
+        """Resolve as [cancelled]."""
+        return await self._resolve(question_id, CANCELLED)
+
+    async def _resolve(self, question_id: int, answer: str) -> bool:
+        now = int(time.time())
+
+        def resolve(conn: sqlite3.Connection) -> QuestionInfo | None:
+            if store.find_question(conn, question_id) is None:
+                raise NotFound(f"no operator question #{question_id}")
+            info = store.resolve(conn, question_id, answer, now)
+            if info is not None:
+                event = json.dumps(
+                    {
+                        "event": "operator_answered",
+                        "id": info.id,
+                        "question": info.question,
+                        "answer": info.answer,
+                    }
+                )
+                broker_store.insert_message(
+                    conn, sender=SYSTEM, recipient=info.asker, body=event, now=now
+                )
+            return info
+
+        info = await self._db.write(resolve)
+        if info is None:
+            return False
+        self._broker.notify(info.asker)
+        self._emit(question_id)
+        return True
+
+    def list_open(self) -> list[QuestionInfo]:
+        """Unanswered questions."""
+        return self._db.read(store.list_open)
+
+    def _emit(self, question_id: int) -> None:
+        info = self._db.read(lambda conn: store.find_question(conn, question_id))
+        if info is None:
+            return
+        for queue in list(self.on_change):
+            try:
+                queue.put_nowait(info)
+            except asyncio.QueueFull:
+                self.on_change.remove(queue)
+
+    async def watch_deadlines(self) -> None:
+        """Expire questions at their deadline; sleeps until the next one, no polling."""
+        while True:
+            self._changed.clear()
+            now = int(time.time())
+            for question_id in self._db.read(partial(store.list_expired, now=now)):
+                if await self._resolve(question_id, EXPIRED):
+                    logger.info("operator question #%d expired", question_id)
+            deadline = self._db.read(store.next_deadline)
+            timeout = None if deadline is None else max(0.0, deadline - time.time())
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait()
+            except TimeoutError:
+                pass

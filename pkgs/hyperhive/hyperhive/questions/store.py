@@ -1,0 +1,85 @@
+"""SQL for operator_questions."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from hyperhive.wire.responses import QuestionInfo
+
+
+def _info(r: sqlite3.Row) -> QuestionInfo:
+    return QuestionInfo(
+        id=r["id"],
+        asker=r["asker"],
+        question=r["question"],
+        options=json.loads(r["options_json"]),
+        multi=bool(r["multi"]),
+        asked_at=r["asked_at"],
+        deadline_at=r["deadline_at"],
+        answered_at=r["answered_at"],
+        answer=r["answer"],
+    )
+
+
+def insert_question(
+    conn: sqlite3.Connection,
+    *,
+    asker: str,
+    question: str,
+    options: list[str],
+    multi: bool,
+    now: int,
+    deadline_at: int | None,
+) -> int:
+    """Store a question; return its id."""
+    cur = conn.execute(
+        "INSERT INTO operator_questions (asker, question, options_json, multi, asked_at,"
+        " deadline_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (asker, question, json.dumps(options), int(multi), now, deadline_at),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def resolve(
+    conn: sqlite3.Connection, question_id: int, answer: str, now: int
+) -> QuestionInfo | None:
+    """Record the answer if the question is still open; None if it was already resolved."""
+    row = conn.execute(
+        "UPDATE operator_questions SET answer = ?, answered_at = ?"
+        " WHERE id = ? AND answered_at IS NULL RETURNING *",
+        (answer, now, question_id),
+    ).fetchone()
+    return None if row is None else _info(row)
+
+
+def find_question(conn: sqlite3.Connection, question_id: int) -> QuestionInfo | None:
+    """One question, or None."""
+    row = conn.execute("SELECT * FROM operator_questions WHERE id = ?", (question_id,)).fetchone()
+    return None if row is None else _info(row)
+
+
+def list_open(conn: sqlite3.Connection) -> list[QuestionInfo]:
+    """Unanswered questions, oldest first."""
+    rows = conn.execute(
+        "SELECT * FROM operator_questions WHERE answered_at IS NULL ORDER BY id"
+    ).fetchall()
+    return [_info(r) for r in rows]
+
+
+def list_expired(conn: sqlite3.Connection, now: int) -> list[int]:
+    """Ids of open questions whose deadline has passed."""
+    rows = conn.execute(
+        "SELECT id FROM operator_questions WHERE answered_at IS NULL AND deadline_at <= ?",
+        (now,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def next_deadline(conn: sqlite3.Connection) -> int | None:
+    """The earliest deadline among open questions."""
+    row = conn.execute(
+        "SELECT min(deadline_at) FROM operator_questions WHERE answered_at IS NULL"
+    ).fetchone()
+    return None if row[0] is None else int(row[0])

@@ -1,0 +1,1 @@
+"""The unix-socket servers: host (operator), manager, one per agent. Identity = socket."""

@@ -1,0 +1,142 @@
+"""One JSON-lines unix-socket server per identity, and the table of them.
+
+Architecture Invariant: the identity of a request is the socket it arrived on; nothing in
+a request can change it. Operator-only commands are answered on host.sock only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from hyperhive.errors import HyperhiveError
+from hyperhive.sockets.protocol import MAX_LINE, TOO_LONG, parse_request, read_line
+from hyperhive.wire.requests import AGENT_COMMANDS, HOST_COMMANDS, MANAGER_COMMANDS, Request
+from hyperhive.wire.responses import Err, Reply, encode
+
+logger = logging.getLogger(__name__)
+
+
+class SocketKind(StrEnum):
+    """Which authority a socket carries."""
+
+    HOST = "host"
+    MANAGER = "manager"
+    AGENT = "agent"
+
+
+ALLOWED = {
+    SocketKind.HOST: HOST_COMMANDS,
+    SocketKind.MANAGER: MANAGER_COMMANDS,
+    SocketKind.AGENT: AGENT_COMMANDS,
+}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is talking: the operator (host.sock), the manager, or one agent."""
+
+    kind: SocketKind
+    name: str
+
+
+@dataclass
+class Connection:
+    """Per-connection state: deliveries not yet acked (redelivered if it closes)."""
+
+    identity: Identity
+    unacked: set[int] = field(default_factory=set)
+
+
+Handler = Callable[[Connection, Request], Awaitable[Reply]]
+CloseHook = Callable[[Connection], Awaitable[None]]
+
+
+class SocketServer:
+    """Serve one socket: read lines, check the command is allowed here, dispatch."""
+
+    def __init__(
+        self, path: Path, identity: Identity, handler: Handler, on_close: CloseHook, mode: int
+    ) -> None:
+        self.path = path
+        self.identity = identity
+        self._handler = handler
+        self._on_close = on_close
+        self._mode = mode
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Bind (replacing a stale socket file) and listen."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self._server = await asyncio.start_unix_server(
+            self._serve, path=str(self.path), limit=MAX_LINE + 1
+        )
+        os.chmod(self.path, self._mode)
+
+    async def stop(self) -> None:
+        """Stop listening, end open connections, remove the socket file."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        conn = Connection(self.identity)
+        try:
+            while True:
+                line = await read_line(reader)
+                if line is None:
+                    break
+                if line is TOO_LONG:
+                    reply: Reply = Err(message=f"request line exceeds {MAX_LINE} bytes")
+                else:
+                    assert isinstance(line, bytes)
+                    reply = await self._answer(conn, line)
+                writer.write(encode(reply))
+                await writer.drain()
+        except ConnectionError:
+            pass
+        except Exception:
+            logger.exception("connection on %s failed", self.path)
+        finally:
+            self._tasks.discard(task)
+            try:
+                await self._on_close(conn)
+            except Exception:
+                logger.exception("cleanup of a connection on %s failed", self.path)
+            writer.close()
+
+    async def _answer(self, conn: Connection, line: bytes) -> Reply:
+        request = parse_request(line)
+        if isinstance(request, str):
+            return Err(message=request)
+        if request.cmd not in ALLOWED[self.identity.kind]:
+            where = "host.sock and the dashboard" if self.identity.kind != "host" else "agents"
+            return Err(
+                message=f"cmd {request.cmd!r} is not available on the {self.identity.kind}"
+                f" socket (it belongs to {where})"
+            )
+        try:
+            return await self._handler(conn, request)
+        except HyperhiveError as exc:
+            return Err(message=exc.message)
+        except Exception as exc:
+            logger.exception("cmd %s on %s failed", request.cmd, self.path)
+            return Err(message=f"internal error handling {request.cmd!r}: {type(exc).__name__}")
