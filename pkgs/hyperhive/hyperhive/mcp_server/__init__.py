@@ -1,0 +1,1 @@
+"""The hyperhive MCP stdio server (FastMCP): one socket request per tool call."""
