@@ -265,7 +265,7 @@ async def _dispatch(client: ForgeClient, args: argparse.Namespace) -> int:
                 args.number,
                 {"assignees": users},
                 action="assign",
-                hint=f"check that {', '.join(users)} exist and can be assigned in {client.repo}",
+                hint=_assign_hint(users, str(client.repo)),
             )
             _print_issue_change(issue, as_json, f"assignees: {_logins(issue['assignees'])}")
         elif args.verb in ("close", "reopen"):
@@ -331,6 +331,13 @@ def _filter_branches(branches: list[Branch], pattern: str | None) -> list[Branch
     if _GLOB_CHARS & set(pattern):
         return [b for b in branches if fnmatch.fnmatchcase(b["name"], pattern)]
     return [b for b in branches if b["name"].startswith(pattern)]
+
+
+def _assign_hint(users: list[str], repo: str) -> str:
+    # Forgejo answers an unknown assignee with a bare 500, so say what usually causes it.
+    if len(users) == 1:
+        return f"check that user {users[0]} exists and can be assigned in {repo}"
+    return f"check that users {', '.join(users)} exist and can be assigned in {repo}"
 
 
 def _logins(users: list[User] | None) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -193,6 +194,11 @@ class ForgeClient:
         token_source: str = "the token file",  # noqa: S107  (a description)
         timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(
+                f"HIVE_FORGE_URL must be an http(s) URL like {DEFAULT_URL}, got {base_url!r}"
+            )
         self.base_url = base_url.rstrip("/")
         if self.base_url.endswith("/api/v1"):
             self.base_url = self.base_url.removesuffix("/api/v1")
@@ -524,6 +530,9 @@ def _match_labels(names: list[str], known: list[Label]) -> tuple[list[Label], li
 
 def _connection_reason(exc: aiohttp.ClientConnectionError) -> str:
     os_error = getattr(exc, "os_error", None)
+    # asyncio words refusals as "Connect call failed (...)"; the errno says it plainly.
+    if isinstance(os_error, OSError) and os_error.errno and os_error.errno > 0:
+        return os.strerror(os_error.errno).lower()
     if isinstance(os_error, OSError) and os_error.strerror:
         return os_error.strerror.lower()
     if isinstance(exc, aiohttp.ServerDisconnectedError):
