@@ -1,0 +1,315 @@
+# services.hyperhive: the host daemon hive-c0re, its directories and firewall, and (via
+# ./manager.nix) the declarative manager container hm1nd.
+#
+# This file is a plain NixOS module. The flake's `nixosModules.hyperhive` wraps it and
+# supplies what only the flake knows: the package built from this repository, the
+# harness-base module with its overlays, and the flake reference agents are built from.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib) types;
+
+  hlib = import ./lib.nix;
+  cfg = config.services.hyperhive;
+
+  runDir = "/run/hyperhive";
+  loopback = [
+    "127.0.0.1"
+    "::1"
+    "localhost"
+  ];
+in
+{
+  imports = [ ./manager.nix ];
+
+  options.services.hyperhive = {
+    enable = lib.mkEnableOption "hyperhive, a swarm of Claude Code agents in NixOS containers";
+
+    package = lib.mkOption {
+      type = types.package;
+      default = pkgs.hyperhive;
+      defaultText = lib.literalExpression "pkgs.hyperhive";
+      description = ''
+        The hyperhive package (`hive-c0re`, `hive-ag3nt`, `hive-m1nd`). The flake's module
+        defaults it to the package built from the same flake.
+      '';
+    };
+
+    stateDir = lib.mkOption {
+      type = types.str;
+      default = "/var/lib/hyperhive";
+      example = "/var/lib/hive";
+      description = ''
+        Durable state: broker.sqlite, agents/<name>/{config,claude,state}, applied/<name>.
+        Must be below /var/lib (it is the unit's StateDirectory).
+      '';
+    };
+
+    backend = lib.mkOption {
+      type = types.enum [
+        "nixos"
+        "nspawn"
+        "local"
+      ];
+      default = "nixos";
+      description = ''
+        How agents are isolated: `nixos` (nixos-container, production), `nspawn` (plain
+        systemd-nspawn) or `local` (child processes, no isolation; for trying it out).
+      '';
+    };
+
+    dashboardPort = lib.mkOption {
+      type = types.port;
+      default = 7000;
+      example = 7700;
+      description = "TCP port of the operator dashboard.";
+    };
+
+    dashboardHost = lib.mkOption {
+      type = types.str;
+      default = "127.0.0.1";
+      example = "0.0.0.0";
+      description = ''
+        Bind address of the dashboard. The dashboard has no login of its own: anyone who
+        reaches it is the operator. Binding beyond loopback is an explicit choice; put
+        an authenticating reverse proxy or a VPN in front.
+      '';
+    };
+
+    operatorPronouns = lib.mkOption {
+      type = types.str;
+      default = "they/them";
+      example = "she/her";
+      description = "How agents refer to the operator in their system prompts.";
+    };
+
+    openFirewall = lib.mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Open the dashboard port, the manager's web UI (8000) and the web UI port of each
+        agent in {option}`services.hyperhive.firewallAgents` in the host firewall. Useful
+        only together with non-loopback bind addresses.
+      '';
+    };
+
+    firewallAgents = lib.mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [
+        "alice"
+        "bob"
+      ];
+      description = ''
+        Agents whose web UI port {option}`services.hyperhive.openFirewall` opens. Agents
+        are created at runtime, so the module cannot know them; their ports follow from
+        their names (8100 + fnv1a32(name) % 900).
+      '';
+    };
+
+    agentMemoryMax = lib.mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "4G";
+      description = ''
+        systemd MemoryMax= for every agent container (a drop-in for
+        container@<name>.service); null means no limit.
+      '';
+    };
+
+    agentCpuQuota = lib.mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "200%";
+      description = ''
+        systemd CPUQuota= for every agent container; null means no limit.
+      '';
+    };
+
+    retentionDays = lib.mkOption {
+      type = types.ints.positive;
+      default = 30;
+      example = 90;
+      description = ''
+        Delivered and acknowledged broker messages older than this many days are deleted
+        hourly. Undelivered messages, approvals and operator questions are kept forever.
+      '';
+    };
+
+    flakeRef = lib.mkOption {
+      type = types.str;
+      default = "";
+      defaultText = lib.literalExpression ''"path:''${hyperhive}" (set by the flake's module)'';
+      example = "github:example/hyperhive/main";
+      description = ''
+        Flake reference of hyperhive itself. Every agent's flake is built with
+        `--override-input hyperhive <flakeRef>`, so agents run the same hyperhive as the
+        host. The flake's module points it at its own store path, which works offline.
+      '';
+    };
+
+    agentTemplateDir = lib.mkOption {
+      type = types.path;
+      default = hlib.agentTemplateDir;
+      defaultText = lib.literalExpression "<hyperhive>/templates/agent";
+      description = ''
+        Directory whose files (flake.nix, agent.nix) seed every new agent's proposed
+        repo. The default is the flake's `templates.agent`; the same files
+        `nix flake init -t hyperhive#agent` gives you.
+      '';
+    };
+
+    containerModules = lib.mkOption {
+      type = types.listOf types.deferredModule;
+      default = [ ./harness-base.nix ];
+      defaultText = lib.literalExpression "[ hyperhive.nixosModules.harness-base ]";
+      internal = true;
+      description = ''
+        Modules every declaratively built container (the manager) imports. The flake's
+        module sets it to `nixosModules.harness-base`, which carries the overlays.
+      '';
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = lib.hasPrefix "/var/lib/" cfg.stateDir && !(lib.hasSuffix "/" cfg.stateDir);
+        message = ''
+          services.hyperhive.stateDir = "${cfg.stateDir}" must be a directory below /var/lib
+          without a trailing slash (it is hive-c0re's systemd StateDirectory). Use e.g.
+          "/var/lib/hyperhive", or bind-mount your disk there.
+        '';
+      }
+      {
+        assertion = cfg.backend != "nixos" || cfg.flakeRef != "";
+        message = ''
+          services.hyperhive.flakeRef is empty, but the nixos backend builds every agent
+          with --override-input hyperhive <flakeRef>. Import the module from the hyperhive
+          flake (hyperhive.nixosModules.default), which sets it, or set it yourself.
+        '';
+      }
+      {
+        assertion = lib.all hlib.isValidAgentName cfg.firewallAgents;
+        message = ''
+          services.hyperhive.firewallAgents contains an invalid agent name
+          (${toString cfg.firewallAgents}): names are 1-9 characters, a lowercase letter
+          first, then lowercase letters, digits or '-'. Fix or remove the entry.
+        '';
+      }
+    ];
+
+    warnings =
+      lib.optional (cfg.openFirewall && lib.elem cfg.dashboardHost loopback) ''
+        services.hyperhive.openFirewall opens port ${toString cfg.dashboardPort}, but the dashboard
+        listens on ${cfg.dashboardHost} only. Set services.hyperhive.dashboardHost if you meant
+        to reach it from elsewhere, or leave openFirewall off.
+      ''
+      ++ lib.optional (cfg.backend == "local") ''
+        services.hyperhive.backend = "local": agents run as child processes of hive-c0re, as
+        root, with no isolation at all. Use "nixos" on a real host.
+      '';
+
+    # The operator's CLI (hive-c0re spawn/approve/..., a client of host.sock).
+    environment.systemPackages = [ cfg.package ];
+
+    # The nixos backend creates imperative containers; this also installs nixos-container
+    # and the container@ template unit.
+    boot.enableContainers = true;
+
+    systemd.tmpfiles.settings.hyperhive = {
+      "${cfg.stateDir}/agents".d = {
+        mode = "0700";
+      };
+      "${cfg.stateDir}/applied".d = {
+        mode = "0700";
+      };
+    };
+
+    systemd.services.hive-c0re = {
+      description = "hyperhive host daemon (broker, approvals, containers, dashboard)";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network.target" ];
+      # The service PATH is not the operator's: git for the config repos, and the whole
+      # system profile for nixos-container, systemctl, machinectl, journalctl and nix.
+      path = [
+        pkgs.git
+        "/run/current-system/sw"
+      ];
+      environment =
+        hlib.daemonEnvironment {
+          inherit cfg;
+          git = "${pkgs.git}/bin/git";
+          templateDir = "${cfg.agentTemplateDir}";
+        }
+        // {
+          # Builds go through nix-daemon, so they run in its sandbox and not inside this
+          # unit's restrictions; as root, nix would otherwise build in-process.
+          NIX_REMOTE = "daemon";
+        };
+      serviceConfig = {
+        ExecStart = "${lib.getExe' cfg.package "hive-c0re"} serve";
+        Restart = "on-failure";
+        RestartSec = 2;
+
+        # /run/hyperhive holds the sockets that are bind-mounted into running
+        # containers. Without Preserve, every daemon restart deletes the bind sources and
+        # existing containers cannot start again (SPEC §3).
+        RuntimeDirectory = "hyperhive";
+        RuntimeDirectoryMode = "0755";
+        RuntimeDirectoryPreserve = "yes";
+        StateDirectory = lib.removePrefix "/var/lib/" cfg.stateDir;
+        StateDirectoryMode = "0700";
+        UMask = "0077";
+
+        # Hardening. hive-c0re manages containers, so it keeps more than a typical
+        # service; each thing it keeps is listed with the reason.
+        #
+        # Runs as root (no User=/DynamicUser=): nixos-container writes
+        # /etc/nixos-containers and /var/lib/nixos-containers, and the daemon starts and
+        # stops container@ units and writes their resource-limit drop-ins.
+        # No ProtectSystem=: /etc/nixos-containers/<c>.conf is rewritten on every
+        # spawn/rebuild (SPEC §10), and drop-ins go below /run/systemd/system.
+        # No PrivateNetwork=/IPAddressDeny=: the dashboard is served from here.
+        # No RestrictNamespaces=: `nixos-container run` (login checks, journal) enters
+        # the containers' namespaces.
+        # No PrivateDevices=/DevicePolicy=: nixos-container and machinectl open /dev/pts
+        # and /dev/net for containers they manage.
+        # CapabilityBoundingSet is left full: container management needs CAP_SYS_ADMIN.
+        # No ProtectHome=: the nix client keeps its fetcher cache and state below root's
+        # home (~/.cache/nix, ~/.local/state/nix) and fails when it cannot create them.
+        PrivateTmp = true;
+        NoNewPrivileges = true;
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectClock = true;
+        ProtectHostname = true;
+        LockPersonality = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        # Python, git and the nix client need no writable-and-executable memory.
+        MemoryDenyWriteExecute = true;
+        SystemCallArchitectures = "native";
+        RestrictAddressFamilies = [
+          "AF_UNIX" # host.sock, agent sockets, systemd, nix-daemon
+          "AF_INET"
+          "AF_INET6" # the dashboard
+          "AF_NETLINK" # machinectl / systemd-nspawn helpers query links
+        ];
+      };
+    };
+
+    networking.firewall = lib.mkIf cfg.openFirewall {
+      allowedTCPPorts = [
+        cfg.dashboardPort
+      ]
+      ++ lib.optional cfg.manager.enable hlib.managerPort
+      ++ map hlib.agentPort cfg.firewallAgents;
+    };
+  };
+}
