@@ -367,3 +367,18 @@ def test_verb_help_prints_its_full_signature(cli: CLI, verb: str, expected: list
     for part in expected:
         assert part in result.out
     assert f"example: hive-forge {verb}" in result.out
+
+
+def test_every_verb_and_setting_is_documented() -> None:
+    from hive_forge.cli import build_parser
+
+    doc = (Path(__file__).parents[2] / "docs" / "hive-forge.md").read_text()
+    parser = build_parser()
+    verbs = next(a for a in parser._actions if a.dest == "verb").choices
+    assert verbs is not None
+    for verb in verbs:
+        assert f"\nhive-forge {verb} " in doc or f"$ hive-forge {verb} " in doc, verb
+    for setting in ("HYPERHIVE_STATE_DIR", "forge-token", "HIVE_FORGE_REPO", "HIVE_FORGE_URL"):
+        assert setting in doc
+    for flag in ("-r/--repo", "--json", "--body-file", "--add", "-v/--verbose"):
+        assert flag in doc

@@ -264,3 +264,20 @@ async def test_client_scrubs_the_token_from_forgejo_messages(forge: Seeded) -> N
     assert caught.value.status == 401
     assert "(HTTP 401: *** does not exist [uid: 0, name: ])" in str(caught.value)
     assert "user" not in str(caught.value)
+
+
+async def test_a_silent_forgejo_times_out_with_one_line(forge: Seeded) -> None:
+    # Listening but never answering: the kernel completes the TCP handshake from the backlog.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        client = ForgeClient(url, TOKEN, Repo("hive", "core"), timeout_s=0.3)
+        async with client:
+            with pytest.raises(ForgeError) as caught:
+                await client.get_issue(42)
+
+    assert str(caught.value) == (
+        f"Forgejo at {url} did not answer within 0.3 s; try again later or check that Forgejo "
+        "is healthy"
+    )
