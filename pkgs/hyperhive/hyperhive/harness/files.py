@@ -73,7 +73,7 @@ def mcp_config(role: Role, settings: HarnessSettings, mcp_command: Sequence[str]
     }
     servers[MCP_SERVER_NAME] = {
         "command": mcp_command[0],
-        "args": [*mcp_command[1:], "mcp", "--role", role.value],
+        "args": [*mcp_command[1:], "--role", role.value, "mcp"],
         "env": {
             "HYPERHIVE_AGENT_NAME": settings.agent_name,
             "HYPERHIVE_SOCKET": str(settings.socket),

@@ -71,10 +71,13 @@ def _request(model: type[BaseModel], **fields: object) -> BaseModel:
 
 
 def _ok(reply: rs.Response, what: str) -> str:
-    if isinstance(reply, rs.Ok):
-        detail = reply.message or (f"id {reply.id}" if reply.id is not None else "")
-        return f"{what}: {detail}" if detail else what
-    return reply.model_dump_json(by_alias=True)
+    if not isinstance(reply, rs.Ok):
+        return reply.model_dump_json(by_alias=True)
+    if reply.message:
+        return reply.message
+    if reply.ids:
+        return f"{what} (message id {', '.join(map(str, reply.ids))})"
+    return what if reply.id is None else f"{what} (id {reply.id})"
 
 
 def _messages(reply: rs.Response) -> str:

@@ -1,0 +1,321 @@
+"""The turn loop (SPEC §7): recv a message, run one claude turn for it, ack on success.
+
+Architecture Invariant: recv and ack go over ONE long-lived broker connection. The broker
+redelivers whatever was delivered on a connection and not acked when it closes, so a
+harness that dies mid-turn gets its message again on restart, and nothing else is needed
+for at-least-once delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+
+from hyperhive.errors import Unavailable
+from hyperhive.harness.claude import (
+    ClaudeProcess,
+    Outcome,
+    TurnFlags,
+    TurnResult,
+    build_argv,
+    compact_argv,
+)
+from hyperhive.harness.events import EventBus
+from hyperhive.harness.files import HiveFiles
+from hyperhive.settings import HarnessSettings
+from hyperhive.wire import requests as rq
+from hyperhive.wire import responses as rs
+from hyperhive.wire.client import BrokerClient
+
+logger = logging.getLogger(__name__)
+
+RECONNECT_MAX_SECONDS = 2.0
+
+
+class TurnState(StrEnum):
+    """What the harness is doing right now (shown in the web UI)."""
+
+    IDLE = "idle"
+    THINKING = "thinking"
+    COMPACTING = "compacting"
+
+
+class Status(StrEnum):
+    """Whether the agent can take turns."""
+
+    ONLINE = "online"
+    RATE_LIMITED = "rate_limited"
+    NEEDS_LOGIN = "needs_login"
+
+
+def credentials_file(env: Mapping[str, str]) -> Path:
+    """Where claude keeps its login: ``$CLAUDE_CONFIG_DIR`` or ``~/.claude``."""
+    base = env.get("CLAUDE_CONFIG_DIR") or str(Path(env.get("HOME", "/root")) / ".claude")
+    return Path(base) / ".credentials.json"
+
+
+def has_credentials(env: Mapping[str, str]) -> bool:
+    """An API key in the environment or a claude login on disk."""
+    return bool(env.get("ANTHROPIC_API_KEY")) or credentials_file(env).is_file()
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def wake_prompt(item: rs.MessageItem, more: int) -> str:
+    """The short prompt a turn starts with: who sent what, and what else is waiting."""
+    head = f"New message #{item.id} from {item.sender}"
+    if item.in_reply_to is not None:
+        head += f" (in reply to #{item.in_reply_to})"
+    lines = [head + ":", item.body]
+    if item.broadcast:
+        lines.append("(broadcast to every agent — it may need no action from you)")
+    if item.redelivered:
+        lines.append(
+            "(redelivered: you may have started on this before a restart — check your notes)"
+        )
+    if more:
+        lines.append(f"({more} more pending — drain with recv)")
+    return "\n".join(lines)
+
+
+class TurnLoop:
+    """Owns the broker connection, the running claude process and the agent's state."""
+
+    def __init__(
+        self,
+        settings: HarnessSettings,
+        files: HiveFiles,
+        bus: EventBus,
+        env: Mapping[str, str] | None = None,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.files = files
+        self.bus = bus
+        base = dict(os.environ if env is None else env)
+        # hyperhive owns compaction; a pinned CLI must not update itself.
+        self.env = {**base, "DISABLE_AUTO_COMPACT": "1", "DISABLE_AUTOUPDATER": "1"}
+        self.poll_seconds = poll_seconds
+        self.state = TurnState.IDLE
+        self.status = Status.ONLINE
+        self.since = time.time()
+        self._process: ClaudeProcess | None = None
+        self._cancel_requested = False
+        self._new_session = False
+        self._login = asyncio.Event()
+
+    # -- controls (web UI) -------------------------------------------------------------
+    def cancel(self) -> bool:
+        """SIGINT the running claude; False when no turn is running."""
+        if self._process is None:
+            return False
+        self._cancel_requested = True
+        self._process.cancel()
+        self.bus.publish("note", {"source": "harness", "text": "cancel requested (SIGINT)"})
+        return True
+
+    def new_session(self) -> None:
+        """Make the next turn start a fresh conversation (skip --continue once)."""
+        self._new_session = True
+
+    def logged_in(self) -> None:
+        """Wake a harness parked in needs_login (the web UI's login flow finished)."""
+        self._login.set()
+
+    def read_model(self) -> str:
+        """The model for the next turn: the model file if set, else the default."""
+        try:
+            model = self.settings.model_path.read_text().strip()
+        except OSError:
+            model = ""
+        return model or self.settings.default_model
+
+    # -- the loop ----------------------------------------------------------------------
+    async def run(self) -> None:
+        """Take turns forever: connect, recv, turn, ack; reconnect when the daemon goes."""
+        self._set(TurnState.IDLE, Status.ONLINE)
+        if not has_credentials(self.env):
+            await self._wait_for_login(baseline=None)
+        while True:
+            client = await self._connect()
+            try:
+                await self._serve(client)
+            except (Unavailable, ConnectionError, asyncio.IncompleteReadError) as exc:
+                logger.warning("lost the broker connection (%s); reconnecting", exc)
+            finally:
+                await client.close()
+
+    async def _connect(self) -> BrokerClient:
+        delay = 0.05
+        while True:
+            try:
+                return await BrokerClient.connect(self.settings.socket)
+            except Unavailable as exc:
+                logger.warning("%s; retrying in %.1f s", exc.message, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+
+    async def _serve(self, client: BrokerClient) -> None:
+        while True:
+            reply = await client.call(rq.Recv(wait_seconds=rq.MAX_WAIT_SECONDS, max=1))
+            if not isinstance(reply, rs.Messages) or not reply.items:
+                continue
+            popped = time.perf_counter()
+            status = await client.call(rq.Status())
+            more = status.unread if isinstance(status, rs.StatusReply) else 0
+            for item in reply.items:
+                if await self.handle(item, more, popped):
+                    await client.call(rq.Ack(ids=[item.id]))
+
+    async def handle(self, item: rs.MessageItem, more: int, popped: float) -> bool:
+        """Run turns for one message until it is done; True when it should be acked."""
+        prompt = wake_prompt(item, more)
+        compacted = False
+        while True:
+            result = await self._turn(prompt, item.id, popped)
+            popped = time.perf_counter()  # a retry's spawn latency is measured from here
+            match result.outcome:
+                case Outcome.OK | Outcome.CANCELLED:
+                    # A cancel is the operator's decision about this message: not retried.
+                    return self._end(item.id, result, ok=result.outcome is Outcome.OK)
+                case Outcome.PROMPT_TOO_LONG if not compacted:
+                    compacted = True
+                    if not await self._compact():
+                        return self._end(item.id, result, ok=False)
+                case Outcome.RATE_LIMITED:
+                    self._end(item.id, result, ok=False)
+                    self._set(status=Status.RATE_LIMITED)
+                    await asyncio.sleep(self.settings.rate_limit_sleep)
+                    self._set(status=Status.ONLINE)
+                case Outcome.NEEDS_LOGIN:
+                    self._end(item.id, result, ok=False)
+                    await self._wait_for_login(baseline=_mtime(credentials_file(self.env)))
+                case _:
+                    # Not acked: the broker redelivers it after a restart (at-least-once).
+                    return self._end(item.id, result, ok=False)
+
+    def _end(self, message_id: int, result: TurnResult, *, ok: bool) -> bool:
+        self.bus.publish(
+            "turn_end",
+            {
+                "ok": ok,
+                "note": result.note,
+                "outcome": result.outcome.value,
+                "message_id": message_id,
+                "exit_code": result.exit_code,
+            },
+        )
+        return ok or result.outcome is Outcome.CANCELLED
+
+    async def _turn(self, prompt: str, message_id: int, popped: float) -> TurnResult:
+        resume = not self._new_session
+        self._new_session = False
+        model = self.read_model()
+        flags = TurnFlags(
+            claude_bin=self.settings.claude_bin,
+            model=model,
+            settings_file=self.files.settings,
+            mcp_config_file=self.files.mcp_config,
+            system_prompt=self.files.system_prompt_text(),
+            allowed_tools=self.files.allowed_tools,
+            resume=resume,
+        )
+        self._set(TurnState.THINKING)
+        try:
+            process = await ClaudeProcess.start(
+                build_argv(flags),
+                prompt,
+                cwd=self.settings.cwd,
+                env=self.env,
+                publish=self.bus.publish,
+            )
+            spawn_ms = (time.perf_counter() - popped) * 1000
+            self.bus.publish(
+                "turn_start",
+                {
+                    "message_id": message_id,
+                    "prompt": prompt,
+                    "model": model,
+                    "resume": resume,
+                    "pid": process.pid,
+                    "popped_to_spawn_ms": round(spawn_ms, 3),
+                },
+            )
+            return await self._wait(process)
+        except OSError as exc:
+            note = f"cannot start {self.settings.claude_bin}: {exc} — check HYPERHIVE_CLAUDE_BIN"
+            return TurnResult(Outcome.FAILED, note, None)
+        finally:
+            self._set(TurnState.IDLE)
+
+    async def _wait(self, process: ClaudeProcess) -> TurnResult:
+        self._process = process
+        self._cancel_requested = False
+        try:
+            result = await process.wait()
+        finally:
+            self._process = None
+        if self._cancel_requested:
+            self.bus.publish("note", {"source": "harness", "text": "turn cancelled"})
+        return result
+
+    async def _compact(self) -> bool:
+        """Run /compact on the session once; True when it worked."""
+        self.bus.publish("note", {"source": "harness", "text": "prompt too long: compacting"})
+        flags = TurnFlags(
+            claude_bin=self.settings.claude_bin,
+            model=self.read_model(),
+            settings_file=self.files.settings,
+            mcp_config_file=self.files.mcp_config,
+            system_prompt=self.files.system_prompt_text(),
+            allowed_tools=self.files.allowed_tools,
+        )
+        self._set(TurnState.COMPACTING)
+        try:
+            process = await ClaudeProcess.start(
+                compact_argv(flags),
+                "/compact",
+                cwd=self.settings.cwd,
+                env=self.env,
+                publish=self.bus.publish,
+            )
+            result = await self._wait(process)
+        except OSError as exc:
+            result = TurnResult(Outcome.FAILED, str(exc), None)
+        finally:
+            self._set(TurnState.IDLE)
+        self.bus.publish("compacted", {"ok": result.outcome is Outcome.OK, "note": result.note})
+        return result.outcome is Outcome.OK
+
+    async def _wait_for_login(self, baseline: float | None) -> None:
+        """Park in needs_login until claude's credentials file is (re)written."""
+        self._set(status=Status.NEEDS_LOGIN)
+        self._login.clear()
+        path = credentials_file(self.env)
+        logger.warning("claude is not logged in: waiting for %s (log in via the web UI)", path)
+        while True:
+            current = _mtime(path)
+            if self._login.is_set() or (current is not None and current != baseline):
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._login.wait(), self.poll_seconds)
+        self._set(status=Status.ONLINE)
+
+    def _set(self, state: TurnState | None = None, status: Status | None = None) -> None:
+        self.state = state or self.state
+        self.status = status or self.status
+        self.since = time.time()
+        self.bus.publish(
+            "state", {"state": self.state.value, "status": self.status.value, "since": self.since}
+        )
