@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hivetest import Client, call
-from standin.api import StandIn, claude_env
-
 from hyperhive.harness.events import Event
 from hyperhive.harness.roles import Role
 from hyperhive.harness.serve import Harness
 from hyperhive.settings import HarnessSettings
+from standin.api import StandIn, claude_env
 
 MCP_COMMAND = [sys.executable, "-m", "hyperhive.cli.harness"]
 
@@ -44,14 +43,14 @@ class Running:
     events: asyncio.Queue[Event]
 
     async def wait_event(
-        self, kind: str, match: Callable[[Event], bool] = lambda e: True, timeout: float = 60
+        self, kind: str, match: Callable[[Event], bool] = lambda e: True, within: float = 60
     ) -> Event:
-        """The next bus event of ``kind`` that ``match``es, within ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
+        """The next bus event of ``kind`` that ``match``es, within ``within`` seconds."""
+        deadline = time.monotonic() + within
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"no {kind} event within {timeout} s")
+                raise TimeoutError(f"no {kind} event within {within} s")
             event = await asyncio.wait_for(self.events.get(), left)
             if event.kind == kind and match(event):
                 return event
@@ -82,9 +81,9 @@ async def running_harness(
             await harness.close()
 
 
-async def eventually(check: Callable[[], object], timeout: float = 30) -> None:
+async def eventually(check: Callable[[], object], within: float = 30) -> None:
     """Poll ``check`` until it is truthy or the deadline passes."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while not check():
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met before the deadline")

@@ -1,32 +1,238 @@
-"""The turn loop with the real claude CLI against the API stand-in and a real daemon."""
+"""The turn loop: the real claude CLI against the API stand-in, a real in-process daemon."""
 
 from __future__ import annotations
 
+import asyncio
+import stat
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from harness.support import running_harness, spawn_quiet
 from hivetest import call, running_hive
-from standin.api import StandIn, Text, ToolCall
+from hyperhive.harness.events import Event
+from standin.api import ApiError, Hang, Kind, StandIn, Text, ToolCall, last_user_text
+
+from harness.support import Running, eventually, harness_settings, running_harness, spawn_quiet
 
 
-async def test_message_runs_a_turn_and_is_acked(
-    claude_bin: Path, standin: StandIn, tmp_path: Path
-) -> None:
+@dataclass
+class Agent:
+    host: Path
+    socket: Path
+    run: Running
+
+    async def send(self, body: str) -> int:
+        reply = await call(self.host, "send", to="alice", body=body)
+        assert reply["kind"] == "ok", reply
+        return int(reply["ids"][0])
+
+    async def row(self, message_id: int) -> dict[str, Any]:
+        recent = await call(self.socket, "recent", limit=50)
+        (row,) = [r for r in recent["rows"] if r["id"] == message_id]
+        return row  # type: ignore[no-any-return]
+
+    async def acked(self, message_id: int) -> bool:
+        """Wait until the harness acked ``message_id`` (it acks right after turn_end)."""
+        for _ in range(500):
+            if (await self.row(message_id))["acked"]:
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+    async def turn_end(self, message_id: int, within: float = 60) -> Event:
+        return await self.run.wait_event(
+            "turn_end", lambda e: e.payload["message_id"] == message_id, within
+        )
+
+    async def state(self, status: str, within: float = 60) -> Event:
+        return await self.run.wait_event("state", lambda e: e.payload["status"] == status, within)
+
+
+def stored_kinds(agent: Agent) -> list[str]:
+    store = agent.run.harness.store
+    assert store is not None
+    return [e.kind for e in store.list_events()]
+
+
+@asynccontextmanager
+async def alice(
+    tmp_path: Path, claude_bin: Path, standin: StandIn, **overrides: Any
+) -> AsyncIterator[Agent]:
     async with running_hive(tmp_path / "hive") as hive:
         host = hive.settings.host_socket
         sock = hive.settings.run_dir / "agents" / "alice" / "mcp.sock"
         await spawn_quiet(host, sock, "alice")
-        async with running_harness(tmp_path / "alice", "alice", sock, claude_bin, standin) as h:
-            standin.script(
-                h.key,
-                ToolCall("mcp__hyperhive__send", {"to": "operator", "body": "hi op"}),
-                Text("done"),
-            )
-            sent = await call(host, "send", to="alice", body="say hi to the operator")
-            assert sent["kind"] == "ok"
-            end = await h.wait_event("turn_end")
-            assert end.payload["ok"] is True, end.payload
-            recent = await call(host, "recent", limit=10)
-            print(recent)
-            for e in h.harness.store.list_events():
-                print(e.kind, str(e.payload)[:400])
+        settings = harness_settings(tmp_path / "alice", "alice", sock, claude_bin)
+        settings = settings.model_copy(update=overrides)
+        async with running_harness(
+            tmp_path / "alice", "alice", sock, claude_bin, standin, settings
+        ) as run:
+            yield Agent(host, sock, run)
+
+
+async def test_message_runs_a_turn_that_calls_the_broker_and_is_acked(
+    claude_bin: Path, standin: StandIn, tmp_path: Path
+) -> None:
+    async with alice(tmp_path, claude_bin, standin) as a:
+        standin.script(
+            a.run.key,
+            ToolCall("mcp__hyperhive__send", {"to": "operator", "body": "hi operator"}),
+            Text("done"),
+        )
+        mid = await a.send("say hi to the operator")
+        end = await a.turn_end(mid)
+        assert end.payload["ok"] is True, end.payload
+        assert await a.acked(mid)
+        recent = await call(a.socket, "recent", limit=10)
+        assert any(
+            r["from"] == "alice" and r["to"] == "operator" and r["body"] == "hi operator"
+            for r in recent["rows"]
+        )
+        (first, _) = standin.received(a.run.key)
+        assert f"New message #{mid} from operator" in last_user_text(first.body)
+        await eventually(lambda: "turn_end" in stored_kinds(a))
+        assert {"turn_start", "stream", "turn_end", "state"} <= set(stored_kinds(a))
+
+
+async def test_rate_limit_requeues_and_retries_after_the_sleep(
+    claude_bin: Path, standin: StandIn, tmp_path: Path
+) -> None:
+    async with alice(tmp_path, claude_bin, standin, rate_limit_sleep=1.0) as a:
+        standin.script(a.run.key, ApiError.rate_limited(), Text("second try worked"))
+        mid = await a.send("work")
+        limited = await a.state("rate_limited")
+        assert (await a.row(mid))["acked"] is False
+        online = await a.state("online")
+        end = await a.turn_end(mid)
+        assert end.payload["ok"] is True
+        assert online.ts - limited.ts >= 1.0
+        assert len(standin.received(a.run.key)) == 2
+        assert await a.acked(mid)
+
+
+async def test_auth_failure_parks_in_needs_login_and_keeps_the_message(
+    claude_bin: Path, standin: StandIn, tmp_path: Path
+) -> None:
+    async with alice(tmp_path, claude_bin, standin) as a:
+        standin.script(a.run.key, ApiError.unauthorized(), Text("logged in now"))
+        mid = await a.send("work")
+        failed = await a.turn_end(mid)
+        assert failed.payload["outcome"] == "needs_login"
+        await a.state("needs_login")
+        row = await a.row(mid)
+        assert (row["delivered"], row["acked"]) == (True, False)
+        assert len(standin.received(a.run.key)) == 1  # parked: no retry without a login
+        # What `claude auth login` leaves behind; the harness notices and retries.
+        creds = Path(a.run.harness.loop.env["CLAUDE_CONFIG_DIR"]) / ".credentials.json"
+        creds.write_text("{}")
+        await a.state("online")
+        end = await a.turn_end(mid)
+        assert end.payload["ok"] is True
+        assert await a.acked(mid)
+
+
+async def test_cancel_stops_a_running_turn_and_the_next_message_is_taken(
+    claude_bin: Path, standin: StandIn, tmp_path: Path
+) -> None:
+    async with alice(tmp_path, claude_bin, standin) as a:
+        hang = Hang()
+        standin.script(a.run.key, hang, Text("second message handled"))
+        first = await a.send("a long job")
+        assert await asyncio.to_thread(hang.started.wait, 60)
+        assert a.run.harness.loop.cancel() is True
+        end = await a.turn_end(first)
+        assert end.payload["outcome"] == "cancelled"
+        second = await a.send("a short job")
+        end = await a.turn_end(second)
+        assert end.payload["ok"] is True
+        assert await a.acked(second)
+        assert a.run.harness.loop.cancel() is False  # nothing running any more
+
+
+async def test_prompt_too_long_triggers_one_compaction_then_the_turn_runs(
+    claude_bin: Path, standin: StandIn, tmp_path: Path
+) -> None:
+    async with alice(tmp_path, claude_bin, standin) as a:
+        standin.script(a.run.key, Text("first answer"))
+        first = await a.send("one")
+        assert (await a.turn_end(first)).payload["ok"] is True
+        standin.script(a.run.key, ApiError.prompt_too_long(), Text("after compaction"))
+        mid = await a.send("two")
+        compacted = await a.run.wait_event("compacted")
+        assert compacted.payload["ok"] is True
+        end = await a.turn_end(mid)
+        assert end.payload["ok"] is True, end.payload
+        assert len(standin.received(a.run.key, Kind.COMPACT)) == 1
+        assert await a.acked(mid)
+
+
+async def test_prompt_too_long_twice_compacts_only_once_and_leaves_the_message(
+    claude_bin: Path, standin: StandIn, tmp_path: Path
+) -> None:
+    async with alice(tmp_path, claude_bin, standin) as a:
+        standin.script(a.run.key, Text("first answer"))
+        first = await a.send("one")
+        assert (await a.turn_end(first)).payload["ok"] is True
+        standin.script(a.run.key, ApiError.prompt_too_long(), ApiError.prompt_too_long())
+        mid = await a.send("two")
+        end = await a.turn_end(mid, within=90)
+        while end.payload["outcome"] != "prompt_too_long":  # first turn_end is the failure
+            end = await a.turn_end(mid)
+        assert end.payload["ok"] is False
+        assert len(standin.received(a.run.key, Kind.COMPACT)) == 1
+        assert (await a.row(mid))["acked"] is False
+
+
+async def test_unparseable_stream_lines_become_notes(
+    claude_bin: Path, standin: StandIn, tmp_path: Path
+) -> None:
+    wrapper = tmp_path / "claude-noisy"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        "echo 'this is not json {'\n"
+        "echo 'a warning on stderr' >&2\n"
+        f'exec {claude_bin} "$@"\n'
+    )
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    async with alice(tmp_path, wrapper, standin) as a:
+        standin.script(a.run.key, Text("fine anyway"))
+        mid = await a.send("hi")
+        note = await a.run.wait_event("note", lambda e: e.payload["source"] == "stdout")
+        assert note.payload["text"] == "this is not json {"
+        err = await a.run.wait_event("note", lambda e: e.payload["source"] == "stderr")
+        assert err.payload["text"] == "a warning on stderr"
+        end = await a.turn_end(mid)
+        assert end.payload["ok"] is True
+
+
+async def test_unwritable_events_db_leaves_the_harness_running(
+    claude_bin: Path, standin: StandIn, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the events db's directory should be")
+    async with alice(tmp_path, claude_bin, standin, events_db=blocker / "events.sqlite") as a:
+        assert a.run.harness.store is None
+        standin.script(a.run.key, Text("still working"))
+        mid = await a.send("hi")
+        end = await a.turn_end(mid)
+        assert end.payload["ok"] is True
+        assert await a.acked(mid)
+    assert blocker.is_file()
+
+
+async def test_model_file_is_read_afresh_every_turn(
+    claude_bin: Path, standin: StandIn, tmp_path: Path
+) -> None:
+    async with alice(tmp_path, claude_bin, standin) as a:
+        standin.script(a.run.key, Text("one"), Text("two"))
+        first = await a.send("one")
+        await a.turn_end(first)
+        model_file = a.run.harness.settings.model_path
+        model_file.write_text("sonnet\n")
+        second = await a.send("two")
+        await a.turn_end(second)
+        models = [r.body["model"] for r in standin.received(a.run.key)]
+    assert "haiku" in models[0]
+    assert "sonnet" in models[1]
