@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -38,8 +39,16 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
 
     def run(*argv: str) -> Run:
         capsys.readouterr()
-        code = main(list(argv))
+        # A thread of its own, because main()'s asyncio.run() ends with set_event_loop(None),
+        # which would drop (and leak) the loop pytest-asyncio leaves installed on this thread
+        # after an async test.
+        codes: list[int] = []
+        worker = threading.Thread(target=lambda: codes.append(main(list(argv))))
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), f"hive-forge {' '.join(argv)} did not finish in 60 s"
         captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
+        assert len(codes) == 1, f"hive-forge {' '.join(argv)} raised instead of returning"
+        return Run(codes[0], captured.out, captured.err)
 
     return run

@@ -109,10 +109,12 @@ class StandinRepo:
 
 @dataclass
 class Grant:
-    """What a token may do: act as `login`; `write` is the write:issue/repository scope."""
+    """What a token may do: act as `login`, with or without the write:issue/repository and
+    read:organization scopes."""
 
     login: str
     write: bool = True
+    read_organization: bool = True
 
 
 class ForgejoStandin:
@@ -139,8 +141,10 @@ class ForgejoStandin:
         self.users[login.lower()] = user
         return user
 
-    def add_token(self, token: str, login: str, *, write: bool = True) -> None:
-        self.tokens[token] = Grant(login, write)
+    def add_token(
+        self, token: str, login: str, *, write: bool = True, read_organization: bool = True
+    ) -> None:
+        self.tokens[token] = Grant(login, write, read_organization)
 
     def add_repo(self, owner: str, name: str, *, org: bool = False) -> StandinRepo:
         if org:
@@ -471,6 +475,10 @@ class ForgejoStandin:
         if request.method != "GET" and not grant.write:
             return self._error(
                 403, "token does not have at least one of required scope(s): [write:issue]"
+            )
+        if request.path.startswith("/api/v1/orgs/") and not grant.read_organization:
+            return self._error(
+                403, "token does not have at least one of required scope(s): [read:organization]"
             )
         request[LOGIN] = grant.login
         try:

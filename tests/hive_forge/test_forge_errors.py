@@ -281,3 +281,19 @@ async def test_a_silent_forgejo_times_out_with_one_line(forge: Seeded) -> None:
         f"Forgejo at {url} did not answer within 0.3 s; try again later or check that Forgejo "
         "is healthy"
     )
+
+
+def test_unknown_label_with_a_token_that_cannot_read_the_org(
+    forge: Seeded, agent_env: Path, cli: CLI
+) -> None:
+    forge.standin.add_token("issues-only", "damocles", read_organization=False)
+    (agent_env / "forge-token").write_text("issues-only")
+
+    result = cli("labels", "42", "add", "wontfix")
+
+    _assert_one_line_failure(
+        result,
+        1,
+        f"unknown label 'wontfix' in {REPO} (known labels: Docs, bug, feature, needs-review)",
+    )
+    assert forge.standin.requests_to("GET", "/orgs/hive/labels"), "the org was asked"

@@ -279,7 +279,9 @@ class ForgeClient:
         try:
             items = await self._list_all(path, subject="organization labels", check_repo=False)
         except ForgeError as exc:
-            if exc.status == 404:
+            # 404: the owner is a user. 403: the token lacks the read:organization scope,
+            # which an issue-only token may well do; then only repo labels can be named.
+            if exc.status in (403, 404):
                 return []
             raise
         return cast(list[Label], items)
