@@ -3,7 +3,7 @@
 # claude-code moves fast and lags in stable nixpkgs, and it is unfree. This overlay takes
 # it from nixpkgs-unstable, instantiated with an allowUnfreePredicate that admits
 # claude-code and nothing else (the one predicate in modules/lib.nix), so using the
-# overlay never requires allowUnfree = true anywhere.
+# overlay never requires allowing every unfree package anywhere.
 { nixpkgs-unstable }:
 final: prev:
 let

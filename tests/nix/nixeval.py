@@ -1,0 +1,54 @@
+"""Helpers shared by the Nix checks (imported by conftest.py and the test modules)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+
+NixEval = Callable[[str], Any]
+
+
+def nix_string(value: str) -> str:
+    """A Nix expression for the string `value`, for any text Nix can hold (not NUL).
+
+    Nix string literals have no \\u escapes, so the value travels as ASCII-only JSON in
+    an indented string; `$` and `'` are JSON-escaped so neither `${` nor `''` can occur.
+    """
+    if "\0" in value:
+        raise ValueError("Nix strings cannot contain NUL")
+    encoded = json.dumps(value).replace("$", "\\u0024").replace("'", "\\u0027")
+    return f"(builtins.fromJSON ''{encoded}'')"
+
+
+# Stand-in flake inputs: enough for the outputs that do not need nixpkgs (lib, templates,
+# module and overlay attribute names). `lib.nixosSystem` returns its arguments so tests
+# can see which modules a system would be built from.
+STUB_FLAKE = """
+let
+  genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+  stubPkgs = system: {
+    stdenv.hostPlatform.system = system;
+    callPackage = path: args: { inherit path args; };
+  };
+  nixpkgs = {
+    lib = {
+      inherit genAttrs;
+      nixosSystem = args: args;
+      cleanSource = src: src;
+    };
+    legacyPackages = genAttrs [ "x86_64-linux" "aarch64-linux" ] stubPkgs;
+  };
+  flake = import ./flake.nix;
+  outputs = flake.outputs {
+    self = outputs // { outPath = toString ./.; };
+    inherit nixpkgs;
+    nixpkgs-unstable = { };
+    poetry2nix = { };
+  };
+in
+outputs
+"""
