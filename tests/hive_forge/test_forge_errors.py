@@ -297,3 +297,21 @@ def test_unknown_label_with_a_token_that_cannot_read_the_org(
         f"unknown label 'wontfix' in {REPO} (known labels: Docs, bug, feature, needs-review)",
     )
     assert forge.standin.requests_to("GET", "/orgs/hive/labels"), "the org was asked"
+
+
+@pytest.mark.parametrize("action", ["add", "remove"])
+def test_labels_add_or_remove_needs_names(
+    forge: Seeded, agent_env: Path, cli: CLI, action: str
+) -> None:
+    result = cli("labels", "42", action)
+
+    _assert_one_line_failure(result, 2, f"labels {action} needs at least one label NAME")
+    assert forge.standin.requests == []
+
+
+def test_labels_unknown_action_is_a_usage_error(forge: Seeded, agent_env: Path, cli: CLI) -> None:
+    result = cli("labels", "42", "bug")
+
+    assert result.code == 2
+    assert "argument action: invalid choice: 'bug'" in result.err
+    assert forge.standin.requests == []

@@ -301,8 +301,6 @@ async def _labels(
 ) -> None:
     if action in ("add", "remove") and not names:
         raise ConfigError(f"labels {action} needs at least one label NAME")
-    if action is None and names:
-        raise ConfigError("label names given without add, remove or set")
     wanted = await client.resolve_labels(names) if names else []
     ids = list(dict.fromkeys(label["id"] for label in wanted))
     if action == "add":
