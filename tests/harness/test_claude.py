@@ -1,0 +1,96 @@
+"""claude argv and outcome classification (no model needed, but the real CLI's --help)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from hyperhive.harness.claude import (
+    Outcome,
+    TurnFlags,
+    build_argv,
+    classify,
+    parse_stream_line,
+)
+
+FLAGS = TurnFlags(
+    claude_bin="claude",
+    model="haiku",
+    settings_file=Path("/run/hive/claude-settings.json"),
+    mcp_config_file=Path("/run/hive/claude-mcp-config.json"),
+    system_prompt="You are alice.",
+    allowed_tools=("Bash", "mcp__hyperhive__send"),
+)
+
+
+def test_every_flag_exists_in_the_pinned_cli_help(claude_bin: Path) -> None:
+    help_text = subprocess.run(
+        [str(claude_bin), "--help"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    known = set(re.findall(r"(--[a-zA-Z][\w-]*)", help_text))
+    used = {a for a in build_argv(FLAGS) if a.startswith("--")}
+    assert used <= known, used - known
+    assert "--dangerously-skip-permissions" not in build_argv(FLAGS)
+
+
+def test_argv_has_no_positional_prompt_and_continue_is_optional() -> None:
+    argv = build_argv(FLAGS)
+    assert argv[argv.index("--allowedTools") + 1] == "Bash,mcp__hyperhive__send"
+    assert argv[-2] == "--allowedTools"  # nothing after the list flag's value
+    assert "--continue" in argv
+    assert argv[argv.index("--append-system-prompt") + 1] == "You are alice."
+    fresh = TurnFlags(**{**FLAGS.__dict__, "resume": False})
+    assert "--continue" not in build_argv(fresh)
+
+
+def result(**fields: object) -> dict[str, object]:
+    return {"type": "result", "subtype": "success", "is_error": False, "result": "", **fields}
+
+
+@pytest.mark.parametrize(
+    ("final", "errors", "code", "expected"),
+    [
+        (result(result="done"), [], 0, Outcome.OK),
+        (result(is_error=True, api_error_status=429), ["rate_limit"], 1, Outcome.RATE_LIMITED),
+        (result(is_error=True, api_error_status=401), [], 1, Outcome.NEEDS_LOGIN),
+        (
+            result(is_error=True, result="Not logged in · Please run /login"),
+            ["authentication_failed"],
+            1,
+            Outcome.NEEDS_LOGIN,
+        ),
+        (
+            result(is_error=True, terminal_reason="prompt_too_long", api_error_status=400),
+            ["invalid_request"],
+            1,
+            Outcome.PROMPT_TOO_LONG,
+        ),
+        (result(is_error=True, result="API Error: 500"), [], 1, Outcome.FAILED),
+        (None, [], 137, Outcome.FAILED),
+        (result(result="done"), [], 3, Outcome.FAILED),
+    ],
+)
+def test_classify(
+    final: dict[str, object] | None, errors: list[str], code: int, expected: Outcome
+) -> None:
+    assert classify(final, errors, code, cancelled=False)[0] is expected
+
+
+def test_cancel_wins_over_what_the_result_says() -> None:
+    final = result(is_error=True, subtype="error_during_execution")
+    assert classify(final, [], 0, cancelled=True)[0] is Outcome.CANCELLED
+
+
+def test_failure_without_result_says_so() -> None:
+    assert "without a result line" in classify(None, [], 1, cancelled=False)[1]
+
+
+@pytest.mark.parametrize("line", ["not json", "[1, 2]", '"a string"', "{broken"])
+def test_non_object_lines_are_not_events(line: str) -> None:
+    assert parse_stream_line(line) is None
+
+
+def test_object_line_is_an_event() -> None:
+    assert parse_stream_line('{"type": "system"}') == {"type": "system"}
