@@ -1,0 +1,87 @@
+""".ci/nix-check: fails on a .nix file that does not parse and on a stale flake.lock.
+
+Each case runs the real script in a throwaway git repository shaped like this one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from nixeval import REPO
+
+SCRIPT = REPO / ".ci" / "nix-check"
+
+
+def run_check(repo: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT)], cwd=repo, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def lock_with_inputs(names: list[str]) -> str:
+    nodes: dict[str, object] = {
+        name: {"locked": {"type": "github"}, "original": {"type": "github"}} for name in names
+    }
+    nodes["root"] = {"inputs": {name: name for name in names}}
+    return json.dumps({"nodes": nodes, "root": "root", "version": 7})
+
+
+@pytest.fixture
+def repo(tmp_path: Path, nix_instantiate: str) -> Path:
+    """A git repository holding this flake.nix, lib.nix and one module."""
+    root = tmp_path / "repo"
+    (root / "modules").mkdir(parents=True)
+    shutil.copy(REPO / "flake.nix", root / "flake.nix")
+    shutil.copy(REPO / "modules" / "lib.nix", root / "modules" / "lib.nix")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "add", "."], check=True)
+    return root
+
+
+def test_repository_passes(nix_instantiate: str) -> None:
+    result = subprocess.run(
+        [str(SCRIPT)], cwd=REPO, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "parsed" in result.stdout
+
+
+def test_clean_copy_passes(repo: Path) -> None:
+    result = run_check(repo)
+    assert result.returncode == 0, result.stderr
+    assert "parsed 2 .nix files" in result.stdout
+
+
+def test_file_that_does_not_parse_fails(repo: Path) -> None:
+    (repo / "modules" / "broken.nix").write_text("{ a = 1; b = undefinedThing; }\n")
+    subprocess.run(["git", "-C", str(repo), "add", "modules/broken.nix"], check=True)
+    result = run_check(repo)
+    assert result.returncode == 1
+    assert "modules/broken.nix does not parse" in result.stderr
+    assert "undefinedThing" in result.stderr
+
+
+def test_untracked_files_are_not_checked(repo: Path) -> None:
+    (repo / "scratch.nix").write_text("{ this is not nix")
+    assert run_check(repo).returncode == 0
+
+
+def test_matching_flake_lock_passes(repo: Path) -> None:
+    (repo / "flake.lock").write_text(
+        lock_with_inputs(["poetry2nix", "nixpkgs", "nixpkgs-unstable"])
+    )
+    result = run_check(repo)
+    assert result.returncode == 0, result.stderr
+    assert "root inputs match" in result.stdout
+
+
+def test_stale_flake_lock_fails(repo: Path) -> None:
+    (repo / "flake.lock").write_text(lock_with_inputs(["nixpkgs", "flake-utils"]))
+    result = run_check(repo)
+    assert result.returncode == 1
+    assert "flake.lock is stale" in result.stderr
+    assert "nix flake lock" in result.stderr

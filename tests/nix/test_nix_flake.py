@@ -1,0 +1,101 @@
+"""The flake's outputs have the shape SPEC §15 promises, checked without nixpkgs.
+
+The real inputs cannot be fetched here, so flake.nix's `outputs` is called with stand-in
+inputs; attribute names and everything that does not need nixpkgs evaluate for real.
+`nix flake check` on a machine with Nix covers the rest (docs/nixos.md).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from nixeval import REPO, STUB_FLAKE, NixEval
+
+SYSTEMS = ["aarch64-linux", "x86_64-linux"]
+
+
+def test_inputs_are_pinned_to_named_branches(nix_eval: NixEval) -> None:
+    inputs = nix_eval("(import ./flake.nix).inputs")
+    assert sorted(inputs) == ["nixpkgs", "nixpkgs-unstable", "poetry2nix"]
+    assert inputs["nixpkgs"]["url"].startswith("github:NixOS/nixpkgs/nixos-2")
+    assert inputs["nixpkgs-unstable"]["url"] == "github:NixOS/nixpkgs/nixos-unstable"
+    assert inputs["poetry2nix"]["url"].startswith("github:nix-community/poetry2nix/")
+    assert inputs["poetry2nix"]["inputs"]["nixpkgs"]["follows"] == "nixpkgs"
+
+
+def test_top_level_outputs(nix_eval: NixEval) -> None:
+    outputs = nix_eval(f"builtins.attrNames ({STUB_FLAKE})")
+    for name in ["checks", "devShells", "lib", "nixosModules", "overlays", "packages"]:
+        assert name in outputs
+    assert "templates" in outputs
+
+
+def test_modules_overlays_and_templates(nix_eval: NixEval) -> None:
+    got = nix_eval(
+        f"""let o = {STUB_FLAKE}; in {{
+          modules = builtins.attrNames o.nixosModules;
+          overlays = builtins.attrNames o.overlays;
+          templates = builtins.attrNames o.templates;
+        }}"""
+    )
+    assert got == {
+        "modules": ["default", "harness-base", "hyperhive"],
+        "overlays": ["claude-unstable", "default"],
+        "templates": ["agent", "default"],
+    }
+
+
+def test_per_system_outputs(nix_eval: NixEval) -> None:
+    got = nix_eval(
+        f"""let o = {STUB_FLAKE}; in {{
+          packages = builtins.mapAttrs (_: builtins.attrNames) o.packages;
+          checks = builtins.mapAttrs (_: builtins.attrNames) o.checks;
+          devShells = builtins.mapAttrs (_: builtins.attrNames) o.devShells;
+        }}"""
+    )
+    for system in SYSTEMS:
+        assert got["packages"][system] == ["default", "hive-forge", "hyperhive"]
+        assert got["devShells"][system] == ["default"]
+        checks = got["checks"][system]
+        assert {"lifecycle", "pytest", "agent-template"} <= set(checks)
+    assert sorted(got["packages"]) == SYSTEMS
+
+
+def test_packages_build_both_binaries_from_the_one_project(nix_eval: NixEval) -> None:
+    # With the stand-in callPackage, each package records which file builds it.
+    got = nix_eval(
+        f"""let p = ({STUB_FLAKE}).packages.x86_64-linux; in {{
+          hyperhive = toString p.hyperhive.path;
+          forge = toString p.hive-forge.path;
+          forgeFrom = toString p.hive-forge.args.hyperhive.path;
+        }}"""
+    )
+    assert Path(got["hyperhive"]) == REPO / "pkgs" / "hyperhive"
+    assert Path(got["forge"]) == REPO / "pkgs" / "hive-forge"
+    assert Path(got["forgeFrom"]) == REPO / "pkgs" / "hyperhive"
+
+
+def test_flake_lib_exposes_the_port_hash(nix_eval: NixEval) -> None:
+    from hyperhive.lifecycle.names import agent_port
+
+    assert nix_eval(f'({STUB_FLAKE}).lib.agentPort "alice"') == agent_port("alice")
+
+
+def test_every_tracked_nix_file_parses(nix_instantiate: str) -> None:
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--", "*.nix"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    paths = [REPO / name.decode() for name in files if name]
+    assert len(paths) >= 10
+    for path in paths:
+        result = subprocess.run(
+            [nix_instantiate, "--store", "dummy://", "--parse", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, f"{path}: {result.stderr}"
