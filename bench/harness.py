@@ -20,12 +20,14 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from harness.support import harness_settings, running_harness, spawn_quiet
 from hivetest import call, running_hive
+from hyperhive.harness.events import Event
 from standin.api import StandIn, Text
 
 TARGET_MS = 30.0
@@ -34,6 +36,10 @@ TARGET_MS = 30.0
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def for_message(mid: int) -> Callable[[Event], bool]:
+    return lambda e: e.payload["message_id"] == mid
 
 
 async def bench(turns: int, claude_bin: Path, standin: StandIn, root: Path) -> None:
@@ -52,12 +58,8 @@ async def bench(turns: int, claude_bin: Path, standin: StandIn, root: Path) -> N
                 started = time.perf_counter()
                 reply = await call(host, "send", to="bench", body=f"message {i}")
                 mid = reply["ids"][0]
-                start = await run.wait_event(
-                    "turn_start", lambda e, mid=mid: e.payload["message_id"] == mid
-                )
-                end = await run.wait_event(
-                    "turn_end", lambda e, mid=mid: e.payload["message_id"] == mid
-                )
+                start = await run.wait_event("turn_start", for_message(mid))
+                end = await run.wait_event("turn_end", for_message(mid))
                 if not end.payload["ok"]:
                     raise RuntimeError(f"turn {i} failed: {end.payload['note']}")
                 spawn_ms.append(float(start.payload["popped_to_spawn_ms"]))
