@@ -165,6 +165,8 @@
           inherit hyperhive hive-forge;
           pytest = pkgs.callPackage ./checks/pytest.nix {
             inherit hyperhive;
+            # The overlay reads only prev.stdenv, so it can be applied to pkgs directly.
+            inherit (self.overlays.claude-unstable pkgs pkgs) claude-code;
             devEnv = devEnvFor pkgs;
             src = lib.cleanSource ./.;
           };

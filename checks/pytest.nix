@@ -1,14 +1,16 @@
 # The package's pytest suite as a flake check, in the build sandbox.
 #
-# The sandbox has no Chromium, no systemd-nspawn and no npm claude: suites that need one
-# skip themselves when CI is unset (CI runs them on a full machine, see
-# .ci/ and docs/nixos.md). tests/nix/ runs here for real: nix-instantiate comes from
-# pkgs.nix and evaluates against a dummy store.
+# claude comes from nixpkgs-unstable here (the npm pin in claude-version is what CI uses);
+# the tests drive it against their local API stand-in, never the network. The sandbox
+# has no Chromium and no systemd-nspawn: suites that need those must skip themselves
+# when CI is unset (CI runs them on a full machine). tests/nix/ runs here for real:
+# nix-instantiate comes from pkgs.nix and evaluates against a dummy store.
 {
   runCommand,
   git,
   nix,
   hyperhive,
+  claude-code,
   devEnv,
   src,
 }:
@@ -21,6 +23,7 @@ runCommand "hyperhive-pytest"
       git
       nix
     ];
+    HYPERHIVE_TEST_CLAUDE = "${claude-code}/bin/claude";
   }
   ''
     cp -r --no-preserve=mode,ownership ${src} source

@@ -56,6 +56,7 @@ in
         "local"
       ];
       default = "nixos";
+      example = "local";
       description = ''
         How agents are isolated: `nixos` (nixos-container, production), `nspawn` (plain
         systemd-nspawn) or `local` (child processes, no isolation; for trying it out).
@@ -90,6 +91,7 @@ in
     openFirewall = lib.mkOption {
       type = types.bool;
       default = false;
+      example = true;
       description = ''
         Open the dashboard port, the manager's web UI (8000) and the web UI port of each
         agent in {option}`services.hyperhive.firewallAgents` in the host firewall. Useful
@@ -156,6 +158,7 @@ in
       type = types.path;
       default = hlib.agentTemplateDir;
       defaultText = lib.literalExpression "<hyperhive>/templates/agent";
+      example = lib.literalExpression "./my-agent-template";
       description = ''
         Directory whose files (flake.nix, agent.nix) seed every new agent's proposed
         repo. The default is the flake's `templates.agent`; the same files
