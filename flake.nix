@@ -193,7 +193,7 @@
             (devEnvFor pkgs)
             pkgs.poetry
             pkgs.git
-            pkgs.nixfmt-rfc-style
+            pkgs.nixfmt
           ];
           # The packages themselves come from the working tree, not from the store.
           shellHook = ''
@@ -202,6 +202,6 @@
         };
       });
 
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+      formatter = forAllSystems (pkgs: pkgs.nixfmt);
     };
 }
