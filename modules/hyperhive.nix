@@ -287,22 +287,28 @@ in
         # home (~/.cache/nix, ~/.local/state/nix) and fails when it cannot create them.
         PrivateTmp = true;
         NoNewPrivileges = true;
-        ProtectKernelTunables = true;
         ProtectKernelModules = true;
-        ProtectKernelLogs = true;
         ProtectClock = true;
-        ProtectHostname = true;
         LockPersonality = true;
         RestrictRealtime = true;
         RestrictSUIDSGID = true;
+        SystemCallArchitectures = "native";
+      }
+      # With the nspawn and local backends the agents (claude is node, with a JIT) run
+      # as children of this unit and inherit its seccomp filters and mount view, and
+      # systemd-nspawn itself mounts /proc/sys and /sys; so these apply to the nixos
+      # backend only, where containers run under systemd's container@ units instead.
+      // lib.optionalAttrs (cfg.backend == "nixos") {
         # Python, git and the nix client need no writable-and-executable memory.
         MemoryDenyWriteExecute = true;
-        SystemCallArchitectures = "native";
+        ProtectKernelTunables = true;
+        ProtectKernelLogs = true;
+        ProtectHostname = true;
         RestrictAddressFamilies = [
           "AF_UNIX" # host.sock, agent sockets, systemd, nix-daemon
           "AF_INET"
-          "AF_INET6" # the dashboard
-          "AF_NETLINK" # machinectl / systemd-nspawn helpers query links
+          "AF_INET6" # the dashboard, nix fetching flake inputs
+          "AF_NETLINK" # machinectl and nixos-container query links
         ];
       };
     };

@@ -129,7 +129,19 @@ def test_daemon_is_hardened(nix_eval: NixEval) -> None:
     config = host(nix_eval)["unit"]["serviceConfig"]
     for option in ["NoNewPrivileges", "PrivateTmp", "ProtectKernelModules", "LockPersonality"]:
         assert config[option] is True, option
+    assert config["MemoryDenyWriteExecute"] is True
     assert "AF_UNIX" in config["RestrictAddressFamilies"]
+
+
+@pytest.mark.parametrize("backend", ["local", "nspawn"])
+def test_in_process_backends_drop_what_agents_cannot_run_under(
+    nix_eval: NixEval, backend: str
+) -> None:
+    # claude (node, JIT) and systemd-nspawn run inside the unit with these backends.
+    config = host(nix_eval, f'{{ backend = "{backend}"; }}')["unit"]["serviceConfig"]
+    assert "MemoryDenyWriteExecute" not in config
+    assert "ProtectKernelTunables" not in config
+    assert config["NoNewPrivileges"] is True
 
 
 def test_containers_are_enabled_and_cli_installed(nix_eval: NixEval) -> None:
