@@ -71,14 +71,17 @@ class HarnessProcess:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+    def stop(self) -> int | None:
+        """SIGTERM (what systemd and the local backend send); the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        self.proc.terminate()
+        try:
+            return self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+            return None
 
     def events(self) -> list[tuple[str, dict[str, Any]]]:
         db = self.root / "state" / "hyperhive-events.sqlite"
@@ -153,6 +156,7 @@ async def test_operator_to_alice_to_bob_and_back(
         assert standin.pending(bob.key) == 0
         bob_turn = standin.received(bob.key)[0]
         assert "bob, please say pong" in last_user_text(bob_turn.body)
+        assert alice.stop() == 0  # SIGTERM is a clean shutdown
     finally:
         alice.stop()
         bob.stop()

@@ -112,3 +112,14 @@ async def test_daemon_down_is_a_readable_tool_error(tmp_path: Path) -> None:
         result = await s.call_tool("whoami", {})
     assert result.isError
     assert "hive-c0re running" in text(result)
+
+
+async def test_manager_request_spawn_queues_an_approval(tmp_path: Path) -> None:
+    async with hive_with(tmp_path) as hive:
+        async with session(agent_socket(hive, "manager"), Role.MANAGER) as s:
+            result = await s.call_tool("request_spawn", {"name": "dave", "description": "x"})
+            refused = await s.call_tool("kill", {"name": "manager"})
+        pending = await call(hive.settings.host_socket, "pending")
+    assert not result.isError, text(result)
+    assert [a["agent"] for a in pending["items"]] == ["dave"]
+    assert refused.isError

@@ -31,7 +31,7 @@ from hyperhive.harness.files import HiveFiles
 from hyperhive.settings import HarnessSettings
 from hyperhive.wire import requests as rq
 from hyperhive.wire import responses as rs
-from hyperhive.wire.client import BrokerClient
+from hyperhive.wire.client import BrokerClient, BrokerError
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +153,10 @@ class TurnLoop:
                 await self._serve(client)
             except (Unavailable, ConnectionError, asyncio.IncompleteReadError) as exc:
                 logger.warning("lost the broker connection (%s); reconnecting", exc)
+            except BrokerError as exc:
+                # The daemon refused recv/status: back off instead of spinning.
+                logger.error("the broker refused a request: %s; reconnecting", exc.message)
+                await asyncio.sleep(RECONNECT_MAX_SECONDS)
             finally:
                 await client.close()
 
@@ -176,7 +180,15 @@ class TurnLoop:
             more = status.unread if isinstance(status, rs.StatusReply) else 0
             for item in reply.items:
                 if await self.handle(item, more, popped):
-                    await client.call(rq.Ack(ids=[item.id]))
+                    await self._ack(client, item.id)
+
+    async def _ack(self, client: BrokerClient, message_id: int) -> None:
+        try:
+            await client.call(rq.Ack(ids=[message_id]))
+        except BrokerError as exc:
+            # E.g. the daemon restarted mid-turn and already re-queued it: it comes back
+            # as a redelivery, which is the at-least-once contract.
+            logger.warning("ack of message %d refused: %s", message_id, exc.message)
 
     async def handle(self, item: rs.MessageItem, more: int, popped: float) -> bool:
         """Run turns for one message until it is done; True when it should be acked."""
