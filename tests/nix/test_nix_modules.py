@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from hyperhive.lifecycle.names import agent_port
-from nixeval import NixEval
+from nixeval import REPO, NixEval
 
 PKGS = """{
   git = { outPath = "/nix/store/0-git"; pname = "git"; };
@@ -361,3 +361,21 @@ def test_every_option_has_type_description_default_and_example(nix_eval: NixEval
         # Examples where they help: not for packages, internal or closed enum options.
         if not option["internal"] and option["type"] not in {"package", "enum"}:
             assert option["hasExample"], option["name"]
+
+
+def test_every_option_is_documented(nix_eval: NixEval) -> None:
+    options = nix_eval(OPTIONS.replace("(HOST)", f"({HOST})").replace("(HARNESS)", f"({HARNESS})"))
+    docs = (REPO / "docs" / "nixos.md").read_text()
+    missing = []
+    for option in options:
+        if option["internal"]:
+            continue
+        name = option["name"].removeprefix("options.").removeprefix("services.hyperhive.")
+        leaf = name.removeprefix("hyperhive.")
+        # Tables name an option by its path below services.hyperhive (`manager.model`)
+        # or, for the container options, by `hyperhive.<name>` or its bare `leaf`.
+        # (`hyperhive.extraMcpServers.<key>` documents hyperhive.extraMcpServers.)
+        spellings = [f"`{name}`", f"`{name}.", f"`{leaf}`"]
+        if not any(spelling in docs for spelling in spellings):
+            missing.append(option["name"])
+    assert missing == []
