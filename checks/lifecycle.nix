@@ -126,6 +126,9 @@ pkgs.testers.runNixOSTest {
     };
 
   testScript = ''
+    import json
+
+
     def sql(query):
         return host.succeed(f"sqlite3 ${broker} \"{query}\"").strip()
 
@@ -175,9 +178,10 @@ pkgs.testers.runNixOSTest {
             "git -C ${config} -c user.name=manager -c user.email=manager@hm1nd commit -qam 'add a marker file'",
         )
         sha = host.succeed("git -C ${config} rev-parse HEAD").strip()
-        host.succeed(f"${requestApplyCommit} ${agentName} {sha} >&2")
+        reply = json.loads(host.succeed(f"${requestApplyCommit} ${agentName} {sha}"))
         approval = sql("select id from approvals where agent = '${agentName}' and kind = 'apply_commit' and status = 'pending'")
-        assert approval, "request_apply_commit stored no pending approval"
+        assert approval, f"request_apply_commit stored no pending approval: {reply}"
+        assert reply.get("id") in (None, int(approval)), reply
         host.succeed(f"hive-c0re approve {approval} >&2")
         host.wait_until_succeeds(
             f"git -C ${applied} rev-parse -q --verify refs/tags/deployed/{approval}", timeout=600
