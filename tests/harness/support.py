@@ -64,12 +64,18 @@ async def running_harness(
     claude_bin: Path,
     standin: StandIn,
     settings: HarnessSettings | None = None,
+    logged_in: bool = True,
 ) -> AsyncIterator[Running]:
-    """Open a harness (hive files, store, bus), run its turn loop, stop it on exit."""
+    """Open a harness (hive files, store, bus), run its turn loop, stop it on exit.
+
+    ``logged_in=False`` runs it with neither an API key nor a credentials file.
+    """
     key = f"sk-test-{name}-{uuid.uuid4().hex[:12]}"
     settings = settings or harness_settings(root, name, socket, claude_bin)
     harness = Harness.open(settings, Role.AGENT, MCP_COMMAND)
     harness.loop.env.update(claude_env(standin, root / "home", key))
+    if not logged_in:
+        del harness.loop.env["ANTHROPIC_API_KEY"]
     harness.loop.poll_seconds = 0.1
     async with harness.bus.subscribe() as events:
         task = asyncio.create_task(harness.loop.run())

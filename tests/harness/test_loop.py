@@ -133,6 +133,31 @@ async def test_auth_failure_parks_in_needs_login_and_keeps_the_message(
         assert await a.acked(mid)
 
 
+async def test_boot_without_credentials_takes_no_message_until_login(
+    claude_bin: Path, standin: StandIn, tmp_path: Path
+) -> None:
+    async with running_hive(tmp_path / "h") as hive:
+        host = hive.settings.host_socket
+        sock = hive.settings.run_dir / "agents" / "alice" / "mcp.sock"
+        await spawn_quiet(host, sock, "alice")
+        # Waiting before the harness starts: a loop that recv'd before checking the login
+        # would have popped it by the time it reports needs_login.
+        sent = await call(host, "send", to="alice", body="work")
+        mid = sent["ids"][0]
+        async with running_harness(
+            tmp_path / "alice", "alice", sock, claude_bin, standin, logged_in=False
+        ) as run:
+            a = Agent(host, sock, run)
+            await a.state("needs_login")
+            assert (await a.row(mid))["delivered"] is False
+            creds = Path(run.harness.loop.env["CLAUDE_CONFIG_DIR"]) / ".credentials.json"
+            creds.parent.mkdir(parents=True, exist_ok=True)
+            creds.write_text("{}")
+            await a.state("online")
+            start = await run.wait_event("turn_start")
+            assert start.payload["message_id"] == mid
+
+
 async def test_cancel_stops_a_running_turn_and_the_next_message_is_taken(
     claude_bin: Path, standin: StandIn, tmp_path: Path
 ) -> None:
