@@ -233,16 +233,7 @@ class TurnLoop:
     async def _turn(self, prompt: str, message_id: int, popped: float) -> TurnResult:
         resume = not self._new_session
         self._new_session = False
-        model = self.read_model()
-        flags = TurnFlags(
-            claude_bin=self.settings.claude_bin,
-            model=model,
-            settings_file=self.files.settings,
-            mcp_config_file=self.files.mcp_config,
-            system_prompt=self.files.system_prompt_text(),
-            allowed_tools=self.files.allowed_tools,
-            resume=resume,
-        )
+        flags = self._flags(resume)
         self._set(TurnState.THINKING)
         try:
             process = await ClaudeProcess.start(
@@ -258,7 +249,7 @@ class TurnLoop:
                 {
                     "message_id": message_id,
                     "prompt": prompt,
-                    "model": model,
+                    "model": flags.model,
                     "resume": resume,
                     "pid": process.pid,
                     "popped_to_spawn_ms": round(spawn_ms, 3),
@@ -270,6 +261,18 @@ class TurnLoop:
             return TurnResult(Outcome.FAILED, note, None)
         finally:
             self._set(TurnState.IDLE)
+
+    def _flags(self, resume: bool) -> TurnFlags:
+        # Model and system prompt are read per turn: both may change while we run.
+        return TurnFlags(
+            claude_bin=self.settings.claude_bin,
+            model=self.read_model(),
+            settings_file=self.files.settings,
+            mcp_config_file=self.files.mcp_config,
+            system_prompt=self.files.system_prompt_text(),
+            allowed_tools=self.files.allowed_tools,
+            resume=resume,
+        )
 
     async def _wait(self, process: ClaudeProcess) -> TurnResult:
         self._process = process
@@ -285,14 +288,7 @@ class TurnLoop:
     async def _compact(self) -> bool:
         """Run /compact on the session once; True when it worked."""
         self.bus.publish("note", {"source": "harness", "text": "prompt too long: compacting"})
-        flags = TurnFlags(
-            claude_bin=self.settings.claude_bin,
-            model=self.read_model(),
-            settings_file=self.files.settings,
-            mcp_config_file=self.files.mcp_config,
-            system_prompt=self.files.system_prompt_text(),
-            allowed_tools=self.files.allowed_tools,
-        )
+        flags = self._flags(resume=True)
         self._set(TurnState.COMPACTING)
         try:
             process = await ClaudeProcess.start(
