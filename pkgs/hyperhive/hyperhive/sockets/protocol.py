@@ -47,7 +47,7 @@ def _describe(error: ValidationError) -> str:
     loc = [str(part) for part in first["loc"]]
     if kind == "json_invalid":
         return f"request is not valid JSON ({first['msg']})"
-    if kind == "model_attributes_type" or kind == "model_type":
+    if not loc and kind not in ("union_tag_not_found", "union_tag_invalid"):
         return "request must be a JSON object with a 'cmd' field"
     if kind == "union_tag_not_found":
         return "request has no 'cmd' field"

@@ -78,7 +78,7 @@ class SocketServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         self._server = await asyncio.start_unix_server(
-            self._serve, path=str(self.path), limit=MAX_LINE + 1
+            self._serve, path=str(self.path), limit=MAX_LINE + 1, backlog=1024
         )
         os.chmod(self.path, self._mode)
 
