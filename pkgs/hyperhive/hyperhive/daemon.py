@@ -12,6 +12,7 @@ from hyperhive.approvals.service import Approvals
 from hyperhive.broker.service import Broker
 from hyperhive.db.connection import Database
 from hyperhive.db.schema import BROKER_MIGRATIONS
+from hyperhive.hub import Hub
 from hyperhive.lifecycle.backends import Backend, LocalBackend
 from hyperhive.lifecycle.names import MANAGER, OPERATOR, AgentName
 from hyperhive.lifecycle.paths import AgentPaths
@@ -45,9 +46,10 @@ class Hive:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         settings.run_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.broker_db, BROKER_MIGRATIONS)
-        self.registry = Registry(self.db)
-        self.broker = Broker(self.db, self.registry)
-        self.questions = QuestionService(self.db, self.broker)
+        self.hub = Hub()
+        self.registry = Registry(self.db, self.hub)
+        self.broker = Broker(self.db, self.registry, self.hub)
+        self.questions = QuestionService(self.db, self.broker, self.hub)
         self.lifecycle = Lifecycle(
             settings,
             self.db,
@@ -57,7 +59,7 @@ class Hive:
             self.register_socket,
             self.unregister_socket,
         )
-        self.approvals = Approvals(self.db, self.registry, self.broker, self.lifecycle)
+        self.approvals = Approvals(self.db, self.registry, self.broker, self.lifecycle, self.hub)
         self.dispatcher = Dispatcher(
             self.registry, self.broker, self.questions, self.lifecycle, self.approvals
         )

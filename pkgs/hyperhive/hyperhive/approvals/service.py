@@ -10,6 +10,7 @@ from hyperhive.approvals.store import ApprovalKind, ApprovalStatus
 from hyperhive.broker.service import Broker
 from hyperhive.db.connection import Database
 from hyperhive.errors import Conflict, NotFound
+from hyperhive.hub import Hub
 from hyperhive.lifecycle.names import MANAGER, validate_name
 from hyperhive.lifecycle.registry import Registry
 from hyperhive.lifecycle.service import Lifecycle
@@ -22,8 +23,9 @@ class Approvals:
     """Pending approvals and their resolution."""
 
     def __init__(
-        self, db: Database, registry: Registry, broker: Broker, lifecycle: Lifecycle
+        self, db: Database, registry: Registry, broker: Broker, lifecycle: Lifecycle, hub: Hub
     ) -> None:
+        self._hub = hub
         self._db = db
         self._registry = registry
         self._broker = broker
@@ -40,6 +42,9 @@ class Approvals:
             raise NotFound(f"no approval #{approval_id}")
         return info
 
+    def _changed(self, approval_id: int) -> None:
+        self._hub.publish("approval", self.get(approval_id).model_dump(by_alias=True))
+
     async def request_spawn(self, raw_name: str, description: str) -> int:
         """Queue a spawn (or revive) for the operator."""
         name = validate_name(raw_name)
@@ -50,11 +55,13 @@ class Approvals:
             if pending.agent == name and pending.kind_ == ApprovalKind.SPAWN:
                 raise Conflict(f"a spawn of {name!r} is already pending (approval #{pending.id})")
         now = int(time.time())
-        return await self._db.write(
+        approval_id = await self._db.write(
             lambda conn: store.insert_approval(
                 conn, agent=name, kind=ApprovalKind.SPAWN, description=description, now=now
             )
         )
+        self._changed(approval_id)
+        return approval_id
 
     async def approve(self, approval_id: int) -> ApprovalInfo:
         """Carry out a pending approval; approving twice acts once."""
@@ -67,6 +74,7 @@ class Approvals:
         )
         if not claimed:
             raise Conflict(f"approval #{approval_id} was resolved meanwhile")
+        self._changed(approval_id)
         if info.kind_ == ApprovalKind.SPAWN:
             try:
                 await self._lifecycle.spawn(info.agent)
@@ -93,6 +101,7 @@ class Approvals:
         )
         if not denied:
             raise Conflict(f"approval #{approval_id} is already {info.status}")
+        self._changed(approval_id)
         await self._broker.system_event(
             MANAGER,
             "approval_resolved",
@@ -115,3 +124,4 @@ class Approvals:
                 allowed_from=(ApprovalStatus.PENDING, ApprovalStatus.APPROVED),
             )
         )
+        self._changed(approval_id)

@@ -19,6 +19,7 @@ from functools import partial
 from hyperhive.broker import store
 from hyperhive.db.connection import Database
 from hyperhive.errors import Forbidden, NotFound
+from hyperhive.hub import Hub
 from hyperhive.lifecycle.names import BROADCAST, MANAGER, OPERATOR, SYSTEM
 from hyperhive.lifecycle.registry import Registry
 from hyperhive.wire.responses import MessageItem, RecentRow
@@ -29,12 +30,12 @@ logger = logging.getLogger(__name__)
 class Broker:
     """The message service over the broker database."""
 
-    def __init__(self, db: Database, registry: Registry) -> None:
+    def __init__(self, db: Database, registry: Registry, hub: Hub) -> None:
         self._db = db
         self._registry = registry
+        self._hub = hub
         self._versions: dict[str, int] = {}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
-        self._listeners: set[asyncio.Queue[RecentRow]] = set()
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -206,25 +207,8 @@ class Broker:
         """Latest traffic of the whole hive (the dashboard's message flow)."""
         return self._db.read(lambda conn: store.recent_all(conn, limit, after_id))
 
-    # -- live feed (dashboard) -------------------------------------------------------------
-
-    def subscribe(self) -> asyncio.Queue[RecentRow]:
-        """A queue that receives every message stored from now on."""
-        queue: asyncio.Queue[RecentRow] = asyncio.Queue(maxsize=10_000)
-        self._listeners.add(queue)
-        return queue
-
-    def unsubscribe(self, queue: asyncio.Queue[RecentRow]) -> None:
-        """Stop feeding `queue`."""
-        self._listeners.discard(queue)
-
     def _publish(self, row: RecentRow) -> None:
-        for queue in list(self._listeners):
-            try:
-                queue.put_nowait(row)
-            except asyncio.QueueFull:
-                logger.warning("a message-flow listener fell behind; dropping it")
-                self._listeners.discard(queue)
+        self._hub.publish("message", row.model_dump(by_alias=True))
 
     # -- retention -------------------------------------------------------------------------
 

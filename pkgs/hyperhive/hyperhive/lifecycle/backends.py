@@ -24,6 +24,9 @@ class Backend(Protocol):
     def is_running(self, paths: AgentPaths) -> bool:
         """Whether it runs now."""
 
+    async def journal(self, paths: AgentPaths, lines: int) -> list[str]:
+        """The last `lines` log lines of the agent's harness (journalctl -M on nixos)."""
+
     async def close(self) -> None:
         """Stop everything this backend supervises (daemon shutdown)."""
 
@@ -55,6 +58,13 @@ class LocalBackend:
     def is_running(self, paths: AgentPaths) -> bool:
         """Whether start was called last."""
         return paths.name in self._running
+
+    async def journal(self, paths: AgentPaths, lines: int) -> list[str]:
+        """The tail of the harness log file, if there is one."""
+        log = paths.root / "harness.log"
+        if not log.exists():
+            return []
+        return log.read_text(errors="replace").splitlines()[-lines:]
 
     async def close(self) -> None:
         """Nothing to stop yet."""

@@ -11,6 +11,7 @@ import time
 
 from hyperhive.db.connection import Database
 from hyperhive.errors import NotFound
+from hyperhive.hub import Hub
 from hyperhive.lifecycle import store
 from hyperhive.lifecycle.store import AgentRecord, AgentState, Role
 
@@ -18,8 +19,9 @@ from hyperhive.lifecycle.store import AgentRecord, AgentState, Role
 class Registry:
     """Known agents by name (the manager included, under the name `manager`)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, hub: Hub) -> None:
         self._db = db
+        self._hub = hub
         self._agents = {a.name: a for a in db.read(store.list_agents)}
 
     def find(self, name: str) -> AgentRecord | None:
@@ -45,6 +47,7 @@ class Registry:
         """Write `record`, then cache it."""
         await self._db.write(lambda conn: store.upsert_agent(conn, record))
         self._agents[record.name] = record
+        self._hub.publish("agent", record.as_json())
         return record
 
     async def add(
@@ -78,3 +81,4 @@ class Registry:
         """Delete the agent's row (purge)."""
         await self._db.write(lambda conn: store.delete_agent(conn, name))
         self._agents.pop(name, None)
+        self._hub.publish("agent", {"name": name, "purged": True})

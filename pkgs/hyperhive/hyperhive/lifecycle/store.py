@@ -41,6 +41,17 @@ class AgentRecord:
     destroyed_at: int | None = None
     allowed_recipients: list[str] = field(default_factory=list)
 
+    def as_json(self) -> dict[str, object]:
+        """The record as plain JSON types."""
+        return {
+            "name": self.name,
+            "role": self.role.value,
+            "state": self.state.value,
+            "created_at": self.created_at,
+            "destroyed_at": self.destroyed_at,
+            "allowed_recipients": list(self.allowed_recipients),
+        }
+
     @property
     def live(self) -> bool:
         """Registered and not destroyed: it has a socket and can receive."""

@@ -17,6 +17,7 @@ from hyperhive.broker import store as broker_store
 from hyperhive.broker.service import Broker
 from hyperhive.db.connection import Database
 from hyperhive.errors import InvalidRequest, NotFound
+from hyperhive.hub import Hub
 from hyperhive.lifecycle.names import SYSTEM
 from hyperhive.questions import store
 from hyperhive.wire.responses import QuestionInfo
@@ -30,11 +31,11 @@ EXPIRED = "[expired]"
 class QuestionService:
     """Operator questions plus the ttl watchdog."""
 
-    def __init__(self, db: Database, broker: Broker) -> None:
+    def __init__(self, db: Database, broker: Broker, hub: Hub) -> None:
         self._db = db
         self._broker = broker
+        self._hub = hub
         self._changed = asyncio.Event()
-        self.on_change: list[asyncio.Queue[QuestionInfo]] = []
 
     async def ask(
         self,
@@ -106,13 +107,8 @@ class QuestionService:
 
     def _emit(self, question_id: int) -> None:
         info = self._db.read(lambda conn: store.find_question(conn, question_id))
-        if info is None:
-            return
-        for queue in list(self.on_change):
-            try:
-                queue.put_nowait(info)
-            except asyncio.QueueFull:
-                self.on_change.remove(queue)
+        if info is not None:
+            self._hub.publish("question", info.model_dump())
 
     async def watch_deadlines(self) -> None:
         """Expire questions at their deadline; sleeps until the next one, no polling."""

@@ -1,0 +1,36 @@
+"""The change feed numbers every change and fans it out to live subscribers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hivetest import call, running_hive
+
+
+async def test_changes_are_numbered_and_fanned_out(tmp_path: Path) -> None:
+    async with running_hive(tmp_path) as hive:
+        first = hive.hub.subscribe()
+        second = hive.hub.subscribe()
+        start = hive.hub.seq
+        await call(hive.settings.host_socket, "spawn", name="alice")
+        await call(hive.lifecycle.paths("alice").socket, "ask_operator", question="hm?")
+        kinds = []
+        while not first.empty():
+            change = first.get_nowait()
+            kinds.append(change.kind)
+            assert change.seq > start
+            start = change.seq
+        assert "agent" in kinds
+        assert "message" in kinds
+        assert kinds[-1] == "question"
+        assert second.qsize() == len(kinds)
+
+
+async def test_a_subscriber_that_falls_behind_is_dropped_not_blocking(tmp_path: Path) -> None:
+    async with running_hive(tmp_path) as hive:
+        slow = hive.hub.subscribe(maxsize=2)
+        for i in range(5):
+            hive.hub.publish("message", {"n": i})
+        assert slow.qsize() == 2
+        hive.hub.publish("message", {"n": 99})
+        assert slow.qsize() == 2  # dropped: no longer fed
