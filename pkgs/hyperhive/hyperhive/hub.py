@@ -30,6 +30,11 @@ class Hub:
         self.seq = 0
         self._subscribers: set[asyncio.Queue[Change]] = set()
 
+    @property
+    def active(self) -> bool:
+        """Whether anyone listens (publishers may skip building a change nobody reads)."""
+        return bool(self._subscribers)
+
     def subscribe(self, maxsize: int = 10_000) -> asyncio.Queue[Change]:
         """A queue receiving every change published from now on."""
         queue: asyncio.Queue[Change] = asyncio.Queue(maxsize=maxsize)

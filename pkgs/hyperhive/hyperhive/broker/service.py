@@ -40,15 +40,16 @@ class Broker:
     # -- routing ---------------------------------------------------------------------------
 
     def _resolve_recipients(self, sender: str, to: str) -> list[str]:
-        live = self._registry.live_names()
         if to == BROADCAST:
             self._check_allowed(sender, to)
-            return [name for name in live if name != sender]
-        if to == OPERATOR or (to in live):
+            return [name for name in self._registry.live_names() if name != sender]
+        record = self._registry.find(to)
+        if to == OPERATOR or (record is not None and record.live):
             if to == sender:
                 raise Forbidden(f"{sender} cannot send a message to itself")
             self._check_allowed(sender, to)
             return [to]
+        live = self._registry.live_names()
         known = ", ".join([*(n for n in live if n != MANAGER), MANAGER, OPERATOR])
         raise NotFound(f"unknown recipient {to!r} — known: {known}")
 
@@ -208,7 +209,8 @@ class Broker:
         return self._db.read(lambda conn: store.recent_all(conn, limit, after_id))
 
     def _publish(self, row: RecentRow) -> None:
-        self._hub.publish("message", row.model_dump(by_alias=True))
+        if self._hub.active:
+            self._hub.publish("message", row.model_dump(by_alias=True))
 
     # -- retention -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ never wait for the writer, and the reads we do are small, indexed queries.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -44,17 +45,20 @@ PRAGMAS = (
 class _Job(Generic[T]):
     fn: Callable[[sqlite3.Connection], T]
     future: asyncio.Future[T]
-    loop: asyncio.AbstractEventLoop
 
 
-def _resolve(future: asyncio.Future[T], value: T) -> None:
-    if not future.done():
-        future.set_result(value)
+_Outcome = tuple[_Job[object], object, BaseException | None]
 
 
-def _fail(future: asyncio.Future[T], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)
+def _settle(outcomes: list[_Outcome]) -> None:
+    """Resolve a committed batch's futures (runs on the event loop, once per batch)."""
+    for job, value, failure in outcomes:
+        if job.future.done():
+            continue
+        if failure is None:
+            job.future.set_result(value)
+        else:
+            job.future.set_exception(failure)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -99,7 +103,10 @@ class Database:
         migrate(writer, migrations)
         self._writer = writer
         self._reader = connect(path)
-        self._jobs: queue.SimpleQueue[_Job[object] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[
+            tuple[asyncio.AbstractEventLoop, list[_Job[object]]] | None
+        ] = queue.SimpleQueue()
+        self._outbox: list[_Job[object]] = []
         self._thread = threading.Thread(target=self._run, name=f"sqlite-writer:{path.name}")
         self._thread.daemon = True
         self._thread.start()
@@ -115,18 +122,25 @@ class Database:
             raise Unavailable("the database is closed (the daemon is shutting down)")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(fn, future, loop))  # type: ignore[arg-type]
+        # Jobs queued during one loop iteration cross to the writer thread together: one
+        # hand-off and one wake-up back per batch instead of per write.
+        if not self._outbox:
+            loop.call_soon(self._hand_over, loop)
+        self._outbox.append(_Job(fn, future))  # type: ignore[arg-type]
         return await future
 
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._outbox = self._outbox, []
+        self._jobs.put((loop, batch))
+
     def _run(self) -> None:
-        conn = self._writer
         while True:
-            job = self._jobs.get()
-            if job is None:
+            item = self._jobs.get()
+            if item is None:
                 return
-            batch = [job]
+            loop, batch = item
             stop = False
-            while len(batch) < 512:
+            while len(batch) < 1024:
                 try:
                     more = self._jobs.get_nowait()
                 except queue.Empty:
@@ -134,13 +148,22 @@ class Database:
                 if more is None:
                     stop = True
                     break
-                batch.append(more)
-            self._commit_batch(conn, batch)
+                if more[0] is not loop:
+                    self._finish(loop, batch)
+                    loop = more[0]
+                    batch = []
+                batch = batch + more[1]
+            self._finish(loop, batch)
             if stop:
                 return
 
-    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job[object]]) -> None:
-        results: list[tuple[_Job[object], object, BaseException | None]] = []
+    def _finish(self, loop: asyncio.AbstractEventLoop, batch: list[_Job[object]]) -> None:
+        outcomes = self._commit_batch(self._writer, batch)
+        with contextlib.suppress(RuntimeError):  # the caller's loop closed: nobody waits
+            loop.call_soon_threadsafe(_settle, outcomes)
+
+    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job[object]]) -> list[_Outcome]:
+        results: list[_Outcome] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in batch:
@@ -161,14 +184,7 @@ class Database:
                 conn.execute("ROLLBACK")
             error = Unavailable(f"the database could not commit ({exc}); nothing was saved")
             results = [(job, None, error) for job in batch]
-        for job, value, failure in results:
-            try:
-                if failure is None:
-                    job.loop.call_soon_threadsafe(_resolve, job.future, value)
-                else:
-                    job.loop.call_soon_threadsafe(_fail, job.future, failure)
-            except RuntimeError:
-                pass  # the caller's loop is closed; nobody is waiting
+        return results
 
     async def close(self) -> None:
         """Finish queued writes, then close both connections."""

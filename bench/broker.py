@@ -1,0 +1,201 @@
+"""Broker benchmarks (SPEC §18): wake latency, sustained durable sends, raw sqlite baseline.
+
+Runs a real `hive-c0re serve` process on the local backend in a temp dir, drives it over
+its unix sockets from this process, and measures raw sqlite inserts at the same
+durability (WAL, synchronous=NORMAL, one commit per message) in the same run.
+
+    .venv/bin/python bench/broker.py [--agents 50] [--messages 400] [--latency-rounds 1000]
+
+Prints numbers only; nothing here asserts a target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hyperhive.db.connection import PRAGMAS
+from hyperhive.db.schema import BROKER_MIGRATIONS
+
+
+class Conn:
+    """A minimal JSON-lines client (no pydantic on the client side: measure the daemon)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, path: Path) -> Conn:
+        reader, writer = await asyncio.open_unix_connection(str(path), limit=2**24)
+        return cls(reader, writer)
+
+    async def call(self, payload: dict[str, object]) -> dict[str, object]:
+        self.writer.write(json.dumps(payload).encode() + b"\n")
+        reply: dict[str, object] = json.loads(await self.reader.readline())
+        return reply
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def start_daemon(root: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERHIVE_")}
+    env.update(
+        HYPERHIVE_STATE_DIR=str(root / "state"),
+        HYPERHIVE_RUN_DIR=str(root / "run"),
+        HYPERHIVE_BACKEND="local",
+    )
+    log = (root / "daemon.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hyperhive.cli.c0re", "serve"], env=env, stdout=log, stderr=log
+    )
+    deadline = time.monotonic() + 30
+    while "ready" not in (root / "daemon.log").read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit((root / "daemon.log").read_text())
+        time.sleep(0.02)
+    return proc
+
+
+def sock(root: Path, name: str) -> Path:
+    return root / "run" / "agents" / name / "mcp.sock"
+
+
+async def drain(path: Path) -> None:
+    c = await Conn.open(path)
+    while (reply := await c.call({"cmd": "recv", "max": 32}))["kind"] == "messages":
+        items = reply["items"]
+        assert isinstance(items, list)
+        await c.call({"cmd": "ack", "ids": [m["id"] for m in items]})
+    c.close()
+
+
+async def wake_latency(root: Path, rounds: int) -> list[float]:
+    sender = await Conn.open(sock(root, "a0"))
+    receiver = await Conn.open(sock(root, "a1"))
+    samples = []
+    for i in range(rounds):
+        parked = asyncio.create_task(receiver.call({"cmd": "recv", "wait_seconds": 60}))
+        await asyncio.sleep(0.001)  # let the recv reach the daemon and park
+        start = time.perf_counter()
+        await sender.call({"cmd": "send", "to": "a1", "body": f"ping {i}"})
+        reply = await parked
+        samples.append(time.perf_counter() - start)
+        items = reply["items"]
+        assert isinstance(items, list)
+        await receiver.call({"cmd": "ack", "ids": [items[0]["id"]]})
+    sender.close()
+    receiver.close()
+    return samples
+
+
+async def sustained_sends(root: Path, agents: int, per_agent: int) -> tuple[int, float]:
+    conns = [await Conn.open(sock(root, f"a{i}")) for i in range(agents)]
+
+    async def run(i: int, conn: Conn) -> None:
+        to = f"a{(i + 1) % agents}"
+        for n in range(per_agent):
+            reply = await conn.call({"cmd": "send", "to": to, "body": f"m{n} from a{i}"})
+            assert reply["kind"] == "ok", reply
+
+    start = time.perf_counter()
+    await asyncio.gather(*(run(i, c) for i, c in enumerate(conns)))
+    elapsed = time.perf_counter() - start
+    for c in conns:
+        c.close()
+    return agents * per_agent, elapsed
+
+
+def raw_inserts(path: Path, count: int, batch: int) -> float:
+    """Inserts/s into the same schema with the same pragmas, committing every `batch`."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    conn.executescript(BROKER_MIGRATIONS[0][2])
+    now = int(time.time())
+    start = time.perf_counter()
+    for i in range(0, count, batch):
+        conn.execute("BEGIN IMMEDIATE")
+        for j in range(batch):
+            conn.execute(
+                "INSERT INTO messages (sender, recipient, body, sent_at) VALUES (?, ?, ?, ?)",
+                ("a0", "a1", f"m{i + j}", now),
+            )
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return count / elapsed
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="hh-bench-") as tmp:
+        root = Path(tmp)
+        proc = start_daemon(root)
+        try:
+            host = await Conn.open(root / "run" / "host.sock")
+            for i in range(args.agents):
+                reply = await host.call({"cmd": "spawn", "name": f"a{i}"})
+                assert reply["kind"] == "ok", reply
+            host.close()
+            await asyncio.gather(*(drain(sock(root, f"a{i}")) for i in range(args.agents)))
+            rss_idle = rss_mb(proc.pid)
+
+            lat = await wake_latency(root, args.latency_rounds)
+            p50, p99 = pct(lat, 0.50) * 1000, pct(lat, 0.99) * 1000
+            print(f"send -> parked recv wake ({args.latency_rounds} rounds):")
+            print(f"  p50 {p50:.3f} ms (target <= 1 ms)   p99 {p99:.3f} ms (target <= 5 ms)")
+            print(f"  mean {statistics.mean(lat) * 1000:.3f} ms   max {max(lat) * 1000:.3f} ms")
+
+            sent, elapsed = await sustained_sends(root, args.agents, args.messages)
+            rate = sent / elapsed
+            rss_busy = rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        raw_one = raw_inserts(root / "raw1.sqlite", args.raw_count, 1)
+        raw_50 = raw_inserts(root / "raw50.sqlite", args.raw_count * 5, args.agents)
+    print(f"sustained durable sends, {args.agents} agents x {args.messages} each:")
+    print(f"  {sent} messages in {elapsed:.2f} s = {rate:,.0f} msg/s (target >= 5,000)")
+    print("raw sqlite inserts, same schema and pragmas (WAL, synchronous=NORMAL):")
+    print(f"  one commit per insert (each message durable alone): {raw_one:,.0f} inserts/s")
+    print(f"  one commit per {args.agents} inserts (group commit's best case): {raw_50:,.0f}/s")
+    print(f"  broker / raw (commit per insert): {rate / raw_one:.0%} (target >= 30 %)")
+    print(f"  broker / raw (commit per {args.agents}): {rate / raw_50:.0%}")
+    print(
+        f"daemon RSS, {args.agents} agents: {rss_idle:.1f} MB idle, {rss_busy:.1f} MB after load"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=400, help="sends per agent")
+    parser.add_argument("--latency-rounds", type=int, default=1000)
+    parser.add_argument("--raw-count", type=int, default=20_000)
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
