@@ -1,0 +1,411 @@
+"""The dashboard's aiohttp app: routes of SPEC §11 over the daemon's services.
+
+Handlers stay thin: validate the name or id from the URL first, call one service, answer
+JSON (`{"ok": true, "message": ...}` or `{"ok": false, "error": ...}` with the error's
+status). State-changing routes are POST only and refused cross-origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from hyperhive.approvals.store import ApprovalKind
+from hyperhive.dashboard.stream import Fanout
+from hyperhive.dashboard.views import FLOW_LIMIT, Renderer, snapshot
+from hyperhive.errors import (
+    Conflict,
+    Forbidden,
+    HyperhiveError,
+    InvalidRequest,
+    NotFound,
+    Unavailable,
+)
+from hyperhive.http import BoundApp, serve_app
+from hyperhive.lifecycle.names import BROADCAST, MANAGER, OPERATOR, AgentName, validate_name
+
+if TYPE_CHECKING:
+    from hyperhive.daemon import Hive
+
+logger = logging.getLogger(__name__)
+
+HIVE: web.AppKey[Hive] = web.AppKey("hive")
+RENDERER = web.AppKey("renderer", Renderer)
+FANOUT = web.AppKey("fanout", Fanout)
+TASKS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("tasks")
+
+STATIC = Path(__file__).parent / "static"
+
+VERB_WAIT_SECONDS = 5.0
+"""A verb still running after this is answered 202; the page shows its progress."""
+JOURNAL_MAX_LINES = 2000
+DIFF_TIMEOUT_SECONDS = 15.0
+MAX_BODY = 100_000
+MAX_NOTE = 4000
+ID_RE = re.compile(r"[0-9]{1,15}")
+SAFE_FETCH_SITES = frozenset({"same-origin", "none"})
+INTERNAL_ERROR = "internal error: see the hive-c0re log (journalctl -u hive-c0re)"
+PAST = {"kill": "stopped", "rebuild": "rebuilt", "destroy": "destroyed"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# -- edge validation -------------------------------------------------------------------------
+
+
+def agent_name(raw: str, *, manager_ok: bool = False) -> AgentName:
+    """A name from a URL or form: the manager where allowed, else the name rule."""
+    if manager_ok and raw == MANAGER:
+        return MANAGER
+    return validate_name(raw)
+
+
+def row_id(raw: str, what: str) -> int:
+    """A positive integer id from a URL."""
+    if not ID_RE.fullmatch(raw) or int(raw) == 0:
+        raise InvalidRequest(f"invalid {what} id {raw[:20]!r}: use the number shown on the card")
+    return int(raw)
+
+
+def int_param(request: web.Request, key: str, default: int, low: int, high: int) -> int:
+    """A bounded integer query parameter."""
+    raw = request.query.get(key)
+    if raw is None:
+        return default
+    if not ID_RE.fullmatch(raw):
+        raise InvalidRequest(f"{key} must be a whole number between {low} and {high}")
+    return max(low, min(high, int(raw)))
+
+
+def same_origin(request: web.Request) -> bool:
+    """Whether a state-changing request comes from this dashboard's own pages."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in SAFE_FETCH_SITES:
+        return False
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser form/fetch (curl, the tests' raw client)
+    return origin != "null" and urlsplit(origin).netloc == request.host
+
+
+def ok(message: str, status: int = 200, **extra: object) -> web.Response:
+    """A success answer."""
+    return web.json_response({"ok": True, "message": message, **extra}, status=status)
+
+
+@web.middleware
+async def errors_and_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse cross-origin writes; render HyperhiveError with its status, once."""
+    try:
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin(request):
+            raise Forbidden(
+                "cross-origin request refused: use the dashboard page itself to change state"
+            )
+        return await handler(request)
+    except HyperhiveError as exc:
+        return web.json_response({"ok": False, "error": exc.message}, status=exc.status)
+    except web.HTTPException:
+        raise
+    except Exception:
+        logger.exception("dashboard request %s %s failed", request.method, request.path)
+        return web.json_response(
+            {"ok": False, "error": INTERNAL_ERROR},
+            status=500,
+        )
+
+
+async def bounded(request: web.Request, coro: Coroutine[Any, Any, Any], what: str) -> bool:
+    """Run a verb; True if it finished within VERB_WAIT_SECONDS (its error is raised).
+
+    A slower verb (a nixos rebuild) keeps running, owned by the app, and the caller answers
+    202: the transient state on the page shows its progress. A closed browser tab does not
+    cancel it either.
+    """
+    task = asyncio.ensure_future(coro)
+    tasks = request.app[TASKS]
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    done, _ = await asyncio.wait({task}, timeout=VERB_WAIT_SECONDS)
+    if task in done:
+        task.result()
+        return True
+
+    def report(finished: asyncio.Task[Any]) -> None:
+        if not finished.cancelled() and finished.exception() is not None:
+            logger.error("%s failed: %s", what, finished.exception())
+
+    task.add_done_callback(report)
+    return False
+
+
+# -- pages and reads -------------------------------------------------------------------------
+
+
+async def index(request: web.Request) -> web.Response:
+    """The page, rendered at the current seq."""
+    html = request.app[RENDERER].page(snapshot(request.app[HIVE]))
+    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+async def state(request: web.Request) -> web.Response:
+    """The snapshot; `?html=1` adds every list rendered (what the page resyncs from)."""
+    snap = snapshot(request.app[HIVE])
+    if request.query.get("html") == "1":
+        snap["html"] = request.app[RENDERER].lists(snap)
+    return web.json_response(snap, headers={"Cache-Control": "no-store"})
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """SSE: every change from now on; the client drops frames with seq <= its snapshot's."""
+    fanout = request.app[FANOUT]
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    client = fanout.add()  # subscribed before the first byte: the snapshot cannot miss a change
+    try:
+        await response.write(b"retry: 1000\n: connected\n\n")
+        while (chunk := await client.next_chunk()) is not None:
+            await response.write(chunk)
+    except ConnectionResetError:
+        pass  # the tab went away
+    finally:
+        fanout.remove(client)
+    return response
+
+
+async def history(request: web.Request) -> web.Response:
+    """Message flow rows with id > `after` (the latest `limit` of them), oldest first."""
+    after = int_param(request, "after", 0, 0, 10**15)
+    limit = int_param(request, "limit", FLOW_LIMIT, 1, 1000)
+    rows = [m.model_dump(by_alias=True) for m in request.app[HIVE].broker.recent_all(limit, after)]
+    return web.json_response({"messages": rows, "html": request.app[RENDERER].items("flow", rows)})
+
+
+async def diff(request: web.Request) -> web.Response:
+    """The unified diff an apply_commit approval would deploy ("" for spawn)."""
+    hive = request.app[HIVE]
+    approval = hive.approvals.get(row_id(request.match_info["id"], "approval"))
+    if approval.kind_ == ApprovalKind.SPAWN:
+        return web.json_response({"diff": "", "note": "a spawn has no diff"})
+    make_diff: Callable[[int], Awaitable[str]] | None = getattr(hive.approvals, "diff", None)
+    if make_diff is None:
+        return web.json_response({"diff": "", "note": "this daemon cannot show diffs yet"})
+    try:
+        async with asyncio.timeout(DIFF_TIMEOUT_SECONDS):
+            text = await make_diff(approval.id)
+    except TimeoutError as exc:
+        raise Unavailable(f"the diff of approval #{approval.id} took too long; retry") from exc
+    return web.json_response({"diff": text})
+
+
+async def journal(request: web.Request) -> web.Response:
+    """The last lines of a live agent's container journal (journalctl -M or its log)."""
+    hive = request.app[HIVE]
+    name = agent_name(request.match_info["name"], manager_ok=True)
+    record = hive.registry.find(name)
+    if record is None or not record.live:
+        raise NotFound(f"no live container for {name!r}: logs are shown for live agents only")
+    lines = int_param(request, "lines", 200, 1, JOURNAL_MAX_LINES)
+    text = await hive.lifecycle.backend.journal(hive.lifecycle.paths(name), lines)
+    return web.json_response({"name": name, "lines": text})
+
+
+# -- actions ---------------------------------------------------------------------------------
+
+
+async def form_text(request: web.Request, key: str, limit: int) -> str:
+    """A stripped form field, at most `limit` characters."""
+    value = (await request.post()).get(key, "")
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{key} must be text")
+    value = value.strip()
+    if len(value) > limit:
+        raise InvalidRequest(f"{key} is longer than {limit} characters; shorten it")
+    return value
+
+
+async def approve(request: web.Request) -> web.Response:
+    """Approve (run) a pending approval."""
+    approval_id = row_id(request.match_info["id"], "approval")
+    hive = request.app[HIVE]
+    hive.approvals.get(approval_id)
+    if await bounded(request, hive.approvals.approve(approval_id), f"approval #{approval_id}"):
+        return ok(f"approval #{approval_id} approved")
+    return ok(f"approval #{approval_id} approved; still running", status=202)
+
+
+async def deny(request: web.Request) -> web.Response:
+    """Deny a pending approval with an optional note."""
+    approval_id = row_id(request.match_info["id"], "approval")
+    note = await form_text(request, "note", MAX_NOTE)
+    await request.app[HIVE].approvals.deny(approval_id, note or None)
+    return ok(f"approval #{approval_id} denied" + (f": {note}" if note else ""))
+
+
+async def answer_question(request: web.Request) -> web.Response:
+    """Answer: the chosen options and the free text, joined with ', '."""
+    question_id = row_id(request.match_info["id"], "question")
+    form = await request.post()
+    parts = [c.strip() for c in form.getall("choice", []) if isinstance(c, str) and c.strip()]
+    text = await form_text(request, "text", MAX_BODY)
+    if text:
+        parts.append(text)
+    if not parts:
+        raise InvalidRequest("pick an option or type an answer (or cancel the question)")
+    if not await request.app[HIVE].questions.answer(question_id, ", ".join(parts)):
+        raise Conflict(f"question #{question_id} was already resolved")
+    return ok(f"answered question #{question_id}")
+
+
+async def cancel_question(request: web.Request) -> web.Response:
+    """Resolve a question as [cancelled]."""
+    question_id = row_id(request.match_info["id"], "question")
+    if not await request.app[HIVE].questions.cancel(question_id):
+        raise Conflict(f"question #{question_id} was already resolved")
+    return ok(f"cancelled question #{question_id}")
+
+
+async def request_spawn(request: web.Request) -> web.Response:
+    """Queue a spawn approval (the operator approves it on the card below)."""
+    name = validate_name(await form_text(request, "name", 64))
+    description = await form_text(request, "description", MAX_NOTE)
+    approval_id = await request.app[HIVE].approvals.request_spawn(name, description)
+    return ok(f"spawn of {name} requested: approval #{approval_id}", id=approval_id)
+
+
+async def send(request: web.Request) -> web.Response:
+    """T4LK: send a message as `operator`."""
+    to = await form_text(request, "to", 64)
+    if to not in (BROADCAST, MANAGER):
+        to = validate_name(to)
+    body = await form_text(request, "body", MAX_BODY)
+    if not body:
+        raise InvalidRequest("the message is empty: type something to send")
+    ids = await request.app[HIVE].broker.send(OPERATOR, to, body)
+    return ok(f"sent to {to}" + (f" ({len(ids)} agents)" if to == BROADCAST else ""), ids=ids)
+
+
+async def verb(request: web.Request) -> web.Response:
+    """start | kill | restart | rebuild | destroy an agent."""
+    action = request.match_info["verb"]
+    lifecycle = request.app[HIVE].lifecycle
+    name = agent_name(request.match_info["name"], manager_ok=action != "destroy")
+    calls = {
+        "start": lifecycle.start,
+        "kill": lifecycle.kill,
+        "restart": lifecycle.restart,
+        "rebuild": lifecycle.rebuild,
+    }
+    coro = lifecycle.destroy(name) if action == "destroy" else calls[action](name)
+    past = PAST.get(action, action + "ed")
+    if await bounded(request, coro, f"{action} {name}"):
+        return ok(f"{name} {past}")
+    return ok(f"{action} of {name} is still running", status=202)
+
+
+async def revive(request: web.Request) -> web.Response:
+    """Bring a tombstone back with its kept state and credentials."""
+    name = validate_name(request.match_info["name"])
+    hive = request.app[HIVE]
+    record = hive.registry.find(name)
+    if record is None:
+        raise NotFound(f"no kept state for {name!r}: request a spawn instead")
+    if record.live:
+        raise Conflict(f"agent {name!r} is not destroyed ({record.state})")
+    if await bounded(request, hive.lifecycle.spawn(name), f"revive {name}"):
+        return ok(f"{name} revived")
+    return ok(f"revive of {name} is still running", status=202)
+
+
+async def purge_tombstone(request: web.Request) -> web.Response:
+    """Delete a destroyed agent's kept trees for good."""
+    name = validate_name(request.match_info["name"])
+    await request.app[HIVE].lifecycle.purge(name)
+    return ok(f"{name} purged: its state and credentials are gone")
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+
+async def _fanout_ctx(app: web.Application) -> Any:
+    """Run the SSE fan-out while the app runs; finish verbs still running at shutdown."""
+    task = asyncio.create_task(app[FANOUT].run(), name="dashboard-fanout")
+    yield
+    pending = [task, *app[TASKS]]
+    for t in pending:
+        t.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _close_streams(app: web.Application) -> None:
+    app[FANOUT].close_all()
+
+
+def create_app(hive: Hive) -> web.Application:
+    """The dashboard app over a started Hive."""
+    app = web.Application(middlewares=[errors_and_origin], client_max_size=1024 * 1024)
+    renderer = Renderer()
+    app[HIVE] = hive
+    app[RENDERER] = renderer
+    app[FANOUT] = Fanout(hive, renderer)
+    app[TASKS] = set()
+    app.cleanup_ctx.append(_fanout_ctx)
+    app.on_shutdown.append(_close_streams)
+    app.add_routes(
+        [
+            web.get("/", index),
+            web.static("/static", STATIC),
+            web.get("/api/state", state),
+            web.get("/dashboard/stream", stream),
+            web.get("/dashboard/history", history),
+            web.get("/api/diff/{id}", diff),
+            web.get("/api/journal/{name}", journal),
+            web.post("/approve/{id}", approve),
+            web.post("/deny/{id}", deny),
+            web.post("/answer-question/{id}", answer_question),
+            web.post("/cancel-question/{id}", cancel_question),
+            web.post("/purge-tombstone/{name}", purge_tombstone),
+            web.post("/revive/{name}", revive),
+            web.post("/request-spawn", request_spawn),
+            web.post("/send", send),
+            web.post("/{verb:start|kill|restart|rebuild|destroy}/{name}", verb),
+        ]
+    )
+    return app
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+async def start_dashboard(hive: Hive, port: int | None = None) -> BoundApp:
+    """Serve the dashboard on settings.dashboard_host:dashboard_port (or `port`)."""
+    settings = hive.settings
+    if not _loopback(settings.dashboard_host):
+        logger.warning(
+            "the dashboard listens on %s: anyone who can reach it has operator authority",
+            settings.dashboard_host,
+        )
+    bound = await serve_app(
+        create_app(hive),
+        settings.dashboard_host,
+        settings.dashboard_port if port is None else port,
+    )
+    logger.info("dashboard on %s", bound.url)
+    return bound

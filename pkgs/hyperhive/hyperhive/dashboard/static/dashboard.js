@@ -1,0 +1,287 @@
+// hive-c0re dashboard: keeps the server-rendered page live from the SSE change feed.
+// The server renders every item; this file only inserts, replaces and removes items by
+// data-key, and never replaces an item whose data-v is unchanged (typed text survives).
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
+const lists = () => Object.fromEntries($$("[data-list]").map((el) => [el.dataset.list, el]));
+
+// -- rendering helpers ----------------------------------------------------------------------
+
+function parse(html) {
+  const tpl = document.createElement("template");
+  tpl.innerHTML = html;
+  return [...tpl.content.children];
+}
+
+function fmtTime(ts) {
+  const d = new Date(ts * 1000);
+  const sameDay = d.toDateString() === new Date().toDateString();
+  return sameDay ? d.toLocaleTimeString([], { hour12: false }) : d.toLocaleString([], { hour12: false });
+}
+
+// Finish a freshly inserted node: local times, web UI links on this host, lazy diffs.
+function fixup(node) {
+  for (const t of $$("time[data-ts]", node)) if (+t.dataset.ts) t.textContent = fmtTime(+t.dataset.ts);
+  for (const a of $$("a[data-port]", node)) a.href = `${location.protocol}//${location.hostname}:${a.dataset.port}/`;
+  for (const pre of $$("pre[data-diff]", node)) loadDiff(pre);
+}
+
+async function loadDiff(pre) {
+  try {
+    const r = await fetch(`/api/diff/${pre.dataset.diff}`);
+    const j = await r.json();
+    pre.textContent = "";
+    if (!r.ok) { pre.textContent = j.error; return; }
+    if (!j.diff) { pre.textContent = j.note || "(no changes)"; return; }
+    for (const line of j.diff.split("\n")) {
+      const s = document.createElement("span");
+      s.className = line.startsWith("+++") || line.startsWith("---") || line.startsWith("diff ") ? "file"
+        : line.startsWith("@@") ? "hunk" : line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : "";
+      s.textContent = line + "\n";
+      pre.append(s);
+    }
+  } catch (e) { pre.textContent = `diff unavailable: ${e}`; }
+}
+
+// Replace `old` by `fresh`, carrying over islands that must survive (open log viewers).
+function adopt(old, fresh) {
+  if (old) {
+    for (const keep of $$("[data-keep][id]", old)) {
+      const spot = fresh.querySelector(`#${CSS.escape(keep.id)}`);
+      if (spot) spot.replaceWith(keep);
+    }
+  }
+  fixup(fresh);
+  return fresh;
+}
+
+const keyed = (list) => [...list.children].filter((c) => c.dataset.key);
+
+// Make `list` hold exactly the items of `html`, keeping unchanged nodes in place.
+function reconcile(list, html) {
+  const old = new Map(keyed(list).map((c) => [c.dataset.key, c]));
+  let prev = null;
+  for (const fresh of parse(html)) {
+    const cur = old.get(fresh.dataset.key);
+    old.delete(fresh.dataset.key);
+    const node = cur && cur.dataset.v === fresh.dataset.v ? cur : adopt(cur, fresh);
+    if (cur && node !== cur) cur.remove();
+    const want = prev ? prev.nextElementSibling : keyed(list)[0] || null;
+    if (node !== want) list.insertBefore(node, want);
+    prev = node;
+  }
+  for (const gone of old.values()) gone.remove();
+}
+
+// Insert, replace or (html null) remove one item; returns the node if it is new.
+function upsert(list, key, html) {
+  const cur = keyed(list).find((c) => c.dataset.key === key);
+  if (html === null) { if (cur) cur.remove(); return null; }
+  const [fresh] = parse(html);
+  if (cur) {
+    if (cur.dataset.v !== fresh.dataset.v) cur.replaceWith(adopt(cur, fresh));
+    return null;
+  }
+  let after = list.lastElementChild;
+  while (after && after.dataset.key && after.dataset.sort > fresh.dataset.sort) after = after.previousElementSibling;
+  list.insertBefore(adopt(null, fresh), after ? after.nextElementSibling : list.firstElementChild);
+  const cap = +list.dataset.cap;
+  if (cap) { const items = keyed(list); for (const c of items.slice(0, Math.max(0, items.length - cap))) c.remove(); }
+  return fresh;
+}
+
+function counts() {
+  const all = lists();
+  for (const c of $$("[data-count]")) {
+    const n = keyed(all[c.dataset.count]).length;
+    c.textContent = n ? `(${n})` : "";
+  }
+}
+
+// -- message flow: sticky bottom with a "↓ N new" pill -------------------------------------
+
+const flow = { unseen: 0 };
+const atBottom = (el) => el.scrollHeight - el.scrollTop - el.clientHeight < 30;
+function toBottom() {
+  const el = $("#flow");
+  el.scrollTop = el.scrollHeight;
+  flow.unseen = 0;
+  $("#pill").hidden = true;
+}
+function flowChanged(stuck, added) {
+  if (stuck) { toBottom(); return; }
+  flow.unseen += added;
+  const pill = $("#pill");
+  pill.hidden = flow.unseen === 0;
+  $("span", pill).textContent = flow.unseen;
+}
+
+// -- the change feed --------------------------------------------------------------------------
+
+const feed = { snapSeq: null, buffer: [] };
+
+function apply(frame) {
+  const all = lists();
+  const stuck = atBottom($("#flow"));
+  let added = 0;
+  for (const op of frame.ops) {
+    const list = all[op.list];
+    if (!list) continue;
+    if (op.key === null) { reconcile(list, op.html); continue; }
+    const fresh = upsert(list, op.key, op.html);
+    if (fresh && op.list === "flow") added += 1;
+    if (fresh && (op.list === "questions" || op.list === "approvals")) notify(fresh);
+  }
+  if (added) flowChanged(stuck, added);
+  counts();
+}
+
+// The snapshot rule: frames that arrive before the snapshot are held, then every frame with
+// seq <= snapshot.seq is dropped (the snapshot already contains it).
+async function sync() {
+  feed.snapSeq = null;
+  const r = await fetch("/api/state?html=1");
+  if (!r.ok) throw new Error(`state: HTTP ${r.status}`);
+  const snap = await r.json();
+  const stuck = atBottom($("#flow"));
+  const all = lists();
+  for (const [name, html] of Object.entries(snap.html)) if (all[name]) reconcile(all[name], html);
+  if (stuck) toBottom();
+  counts();
+  feed.snapSeq = snap.seq;
+  document.body.dataset.seq = snap.seq;
+  const held = feed.buffer.filter((f) => f.seq > snap.seq);
+  feed.buffer = [];
+  held.forEach(apply);
+}
+
+function connect() {
+  const conn = $("#conn");
+  const es = new EventSource("/dashboard/stream");
+  es.addEventListener("open", () => {
+    conn.textContent = "● live"; conn.className = "conn live";
+    sync().catch((e) => toast(`could not load the state: ${e.message}`, true));
+  });
+  es.addEventListener("change", (e) => {
+    const frame = JSON.parse(e.data);
+    if (feed.snapSeq === null) feed.buffer.push(frame);
+    else if (frame.seq > feed.snapSeq) { apply(frame); document.body.dataset.seq = frame.seq; }
+  });
+  es.addEventListener("resync", () => sync().catch((e) => toast(e.message, true)));
+  es.addEventListener("error", () => { conn.textContent = "○ reconnecting"; conn.className = "conn down"; });
+}
+
+// -- forms: async post, spinner, toast, two clicks for destructive actions -----------------
+
+function toast(text, err = false) {
+  const t = document.createElement("div");
+  t.className = err ? "toast err" : "toast";
+  t.textContent = text;
+  $("#toasts").append(t);
+  setTimeout(() => t.remove(), err ? 8000 : 4000);
+}
+
+function arm(btn) {
+  btn.dataset.label = btn.textContent;
+  btn.textContent = btn.dataset.confirm;
+  btn.classList.add("armed");
+  btn._disarm = setTimeout(() => disarm(btn), 4000);
+}
+function disarm(btn) {
+  clearTimeout(btn._disarm);
+  btn.textContent = btn.dataset.label;
+  btn.classList.remove("armed");
+}
+
+document.addEventListener("submit", async (e) => {
+  const form = e.target;
+  if (!form.matches("[data-async]")) return;
+  e.preventDefault();
+  const btn = e.submitter || $("button[type=submit]", form);
+  if (btn.dataset.confirm && !btn.classList.contains("armed")) { arm(btn); return; }
+  if (btn.dataset.confirm) disarm(btn);
+  if (btn.classList.contains("busy")) return;
+  const url = btn.getAttribute("formaction") || form.getAttribute("action");
+  btn.classList.add("busy");
+  btn.disabled = true;
+  try {
+    const r = await fetch(url, { method: "POST", body: new URLSearchParams(new FormData(form)), headers: { Accept: "application/json" } });
+    const j = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
+    if (r.ok) {
+      toast(j.message || "done");
+      if (form.hasAttribute("data-reset")) form.reset();
+      if (form.dataset.clear) form.elements[form.dataset.clear].value = "";
+    } else toast(j.error || `HTTP ${r.status}`, true);
+  } catch (err) {
+    toast(`request failed: ${err.message}`, true);
+  } finally {
+    btn.classList.remove("busy");
+    btn.disabled = false;
+  }
+});
+
+// -- journald viewer, ttl countdowns, section state, notifications ---------------------------
+
+async function loadLogs(details) {
+  const pre = $("pre", details);
+  try {
+    const r = await fetch(`/api/journal/${encodeURIComponent(details.dataset.name)}?lines=300`);
+    const j = await r.json();
+    pre.textContent = r.ok ? (j.lines.join("\n") || "(no log lines yet)") : j.error;
+    pre.scrollTop = pre.scrollHeight;
+  } catch (e) { pre.textContent = `logs unavailable: ${e}`; }
+}
+
+document.addEventListener("toggle", (e) => {
+  const el = e.target;
+  if (el.matches("details.logs") && el.open) loadLogs(el);
+  if (el.matches("details[data-sec]")) localStorage.setItem(`hive.sec.${el.dataset.sec}`, el.open ? "open" : "closed");
+}, true);
+
+function tick() {
+  const now = Date.now() / 1000;
+  for (const t of $$(".ttl[data-deadline]")) {
+    const left = Math.max(0, Math.round(+t.dataset.deadline - now));
+    const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+    t.textContent = left ? `⏳ ${h ? `${h}h ` : ""}${m}m ${String(s).padStart(2, "0")}s` : "⏳ expiring…";
+  }
+}
+
+function notify(node) {
+  if (localStorage.getItem("hive.notify") !== "on" || !("Notification" in window)) return;
+  if (Notification.permission !== "granted") return;
+  new Notification("hyperhive", { body: node.dataset.notify || "", tag: node.dataset.key });
+}
+
+function notifyButton() {
+  const btn = $("#notify");
+  const show = () => { btn.textContent = localStorage.getItem("hive.notify") === "on" ? "🔔 on" : "🔕 notify"; };
+  btn.addEventListener("click", async () => {
+    if (localStorage.getItem("hive.notify") === "on") localStorage.setItem("hive.notify", "off");
+    else if (!("Notification" in window)) toast("this browser has no notifications", true);
+    else if ((await Notification.requestPermission()) === "granted") localStorage.setItem("hive.notify", "on");
+    else toast("notifications were not allowed", true);
+    show();
+  });
+  show();
+}
+
+function init() {
+  for (const d of $$("details[data-sec]")) {
+    const saved = localStorage.getItem(`hive.sec.${d.dataset.sec}`);
+    if (saved) d.open = saved === "open";
+  }
+  fixup(document.body);
+  counts();
+  toBottom();
+  $("#flow").addEventListener("scroll", (e) => { if (atBottom(e.target)) flowChanged(true, 0); });
+  $("#pill").addEventListener("click", toBottom);
+  notifyButton();
+  setInterval(tick, 1000);
+  tick();
+  connect();
+}
+
+init();

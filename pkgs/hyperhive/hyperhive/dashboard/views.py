@@ -1,0 +1,230 @@
+"""What the dashboard shows: the `/api/state` snapshot and the HTML of every item in it.
+
+The page is a set of keyed lists (containers, questions, approvals, ...). Each item is
+rendered by one jinja macro, on the server, for the first page, for the snapshot and for
+every SSE frame, so the browser never builds markup itself: it inserts, replaces or removes
+items by `data-key`, and keeps an item untouched when its `data-v` (a hash of its data) is
+unchanged. That is what keeps typed text, focus and open panels across live updates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from hyperhive.approvals.store import ApprovalStatus
+from hyperhive.hub import Change
+from hyperhive.lifecycle.names import MANAGER, OPERATOR, agent_port, container_name
+from hyperhive.lifecycle.store import AgentState
+
+if TYPE_CHECKING:
+    from hyperhive.daemon import Hive
+
+Json = dict[str, Any]
+
+FLOW_LIMIT = 200
+"""Messages in the snapshot's message flow (older ones come from /dashboard/history)."""
+INBOX_LIMIT = 50
+"""Latest messages to `operator` in the snapshot."""
+
+TRANSIENT = frozenset(
+    {
+        AgentState.SPAWNING,
+        AgentState.STARTING,
+        AgentState.STOPPING,
+        AgentState.RESTARTING,
+        AgentState.REBUILDING,
+        AgentState.DESTROYING,
+    }
+)
+
+LISTS = (
+    "banner",
+    "containers",
+    "tombstones",
+    "questions",
+    "inbox",
+    "approvals",
+    "flow",
+    "recipients",
+)
+"""Every keyed list on the page, by its `data-list` name."""
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def version(data: object) -> str:
+    """A short hash of an item's data: an unchanged item keeps its DOM node."""
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.blake2s(text.encode(), digest_size=6).hexdigest()
+
+
+def agent_view(record: Json) -> Json:
+    """An agent record (registry JSON) plus what the page derives from its name."""
+    name = str(record["name"])
+    return {
+        **record,
+        "port": agent_port(name),
+        "container": container_name(name),  # type: ignore[arg-type]
+        "manager": name == MANAGER,
+        "transient": record.get("state") in TRANSIENT,
+    }
+
+
+def port_conflicts(agents: Iterable[Json], pending: Iterable[Json]) -> list[Json]:
+    """Web UI ports claimed by more than one live agent or pending spawn (SPEC §3)."""
+    claims: dict[int, list[str]] = {}
+    for agent in agents:
+        claims.setdefault(agent_port(agent["name"]), []).append(agent["name"])
+    for approval in pending:
+        if approval["kind"] == "spawn":
+            label = f"{approval['agent']} (spawn request #{approval['id']})"
+            claims.setdefault(agent_port(approval["agent"]), []).append(label)
+    return [
+        {"port": port, "agents": names} for port, names in sorted(claims.items()) if len(names) > 1
+    ]
+
+
+def snapshot(hive: Hive) -> Json:
+    """Everything the page shows, with the change-feed `seq` it was taken at."""
+    # No await in here: the snapshot is consistent with exactly `seq`.
+    seq = hive.hub.seq
+    records = [r.as_json() for r in hive.registry.all()]
+    agents = [agent_view(r) for r in records if r["state"] != AgentState.DESTROYED]
+    tombstones = [agent_view(r) for r in records if r["state"] == AgentState.DESTROYED]
+    approvals = [a.model_dump(by_alias=True) for a in hive.approvals.list_pending()]
+    inbox = [
+        m.model_dump(by_alias=True)
+        for m in hive.broker.recent(OPERATOR, INBOX_LIMIT * 2)
+        if m.recipient == OPERATOR
+    ][-INBOX_LIMIT:]
+    return {
+        "seq": seq,
+        "backend": hive.lifecycle.backend.name,
+        "agents": agents,
+        "tombstones": tombstones,
+        "questions": [q.model_dump() for q in hive.questions.list_open()],
+        "approvals": approvals,
+        "inbox": inbox,
+        "messages": [m.model_dump(by_alias=True) for m in hive.broker.recent_all(FLOW_LIMIT)],
+        "port_conflicts": port_conflicts(agents, approvals),
+    }
+
+
+@dataclass(frozen=True)
+class Op:
+    """One change to one keyed list: upsert `key` (html) or remove it (html None).
+
+    With `key` None, `html` is the whole list's new content (reconciled by key).
+    """
+
+    list: str
+    key: str | None
+    html: str | None
+
+    def as_json(self) -> Json:
+        """The op as sent in an SSE frame."""
+        return {"list": self.list, "key": self.key, "html": self.html}
+
+
+class Renderer:
+    """The jinja environment: the page, and one macro per list item."""
+
+    def __init__(self) -> None:
+        self.env = Environment(
+            loader=FileSystemLoader(TEMPLATES),
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters["short"] = lambda sha: (sha or "")[:10]
+        self.env.globals["version"] = version
+        module = self.env.get_template("items.html").module
+        self._macros: dict[str, Callable[..., Markup]] = {
+            "banner": module.banner,  # type: ignore[attr-defined]
+            "containers": module.agent_row,  # type: ignore[attr-defined]
+            "tombstones": module.tombstone,  # type: ignore[attr-defined]
+            "questions": module.question,  # type: ignore[attr-defined]
+            "inbox": module.message,  # type: ignore[attr-defined]
+            "approvals": module.approval,  # type: ignore[attr-defined]
+            "flow": module.message,  # type: ignore[attr-defined]
+            "recipients": module.recipient,  # type: ignore[attr-defined]
+        }
+
+    def item(self, list_name: str, data: Json) -> str:
+        """The HTML of one item of `list_name`."""
+        return str(self._macros[list_name](data, version(data)))
+
+    def items(self, list_name: str, items: Iterable[Json]) -> str:
+        """The HTML of a whole list."""
+        return "".join(self.item(list_name, data) for data in items)
+
+    def lists(self, snap: Json) -> dict[str, str]:
+        """Every list of the page, rendered from a snapshot."""
+        return {
+            "banner": self.items("banner", snap["port_conflicts"]),
+            "containers": self.items("containers", snap["agents"]),
+            "tombstones": self.items("tombstones", snap["tombstones"]),
+            "questions": self.items("questions", snap["questions"]),
+            "inbox": self.items("inbox", snap["inbox"]),
+            "approvals": self.items("approvals", snap["approvals"]),
+            "flow": self.items("flow", snap["messages"]),
+            "recipients": self.items("recipients", snap["agents"]),
+        }
+
+    def page(self, snap: Json) -> str:
+        """The full page at the snapshot's seq."""
+        # Markup: the lists were rendered by our own autoescaping macros.
+        lists = {name: Markup(html) for name, html in self.lists(snap).items()}
+        return self.env.get_template("page.html").render(snap=snap, lists=lists)
+
+    def ops(self, change: Change, hive: Hive) -> list[Op]:
+        """What one change does to the page's lists."""
+        data = change.data
+        match change.kind:
+            case "message":
+                ops = [Op("flow", f"m-{data['id']}", self.item("flow", data))]
+                if data.get("to") == OPERATOR:
+                    ops.append(Op("inbox", f"m-{data['id']}", self.item("inbox", data)))
+                return ops
+            case "question":
+                key = f"q-{data['id']}"
+                open_ = data.get("answered_at") is None
+                return [Op("questions", key, self.item("questions", data) if open_ else None)]
+            case "approval":
+                key = f"a-{data['id']}"
+                pending = data.get("status") == ApprovalStatus.PENDING
+                html = self.item("approvals", data) if pending else None
+                return [Op("approvals", key, html), self._banner(hive)]
+            case "agent":
+                return [*self._agent_ops(data), self._banner(hive)]
+        return []
+
+    def _agent_ops(self, data: Json) -> list[Op]:
+        key = f"agent-{data['name']}"
+        if data.get("purged"):
+            return [Op(name, key, None) for name in ("containers", "tombstones", "recipients")]
+        view = agent_view(data)
+        if data.get("state") == AgentState.DESTROYED:
+            return [
+                Op("containers", key, None),
+                Op("recipients", key, None),
+                Op("tombstones", key, self.item("tombstones", view)),
+            ]
+        return [
+            Op("containers", key, self.item("containers", view)),
+            Op("recipients", key, self.item("recipients", view)),
+            Op("tombstones", key, None),
+        ]
+
+    def _banner(self, hive: Hive) -> Op:
+        agents = [r.as_json() for r in hive.registry.all() if r.live]
+        pending = [a.model_dump(by_alias=True) for a in hive.approvals.list_pending()]
+        return Op("banner", None, self.items("banner", port_conflicts(agents, pending)))

@@ -1,0 +1,55 @@
+"""Test support for the dashboard: a started hive with its dashboard on 127.0.0.1:0."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hivetest import call, running_hive
+from hyperhive.daemon import Hive
+from hyperhive.dashboard import start_dashboard
+from hyperhive.http import BoundApp
+
+
+@dataclass
+class Dash:
+    """A running hive and its dashboard."""
+
+    hive: Hive
+    bound: BoundApp
+
+    @property
+    def url(self) -> str:
+        return self.bound.url
+
+    def socket(self, name: str) -> Path:
+        return self.hive.lifecycle.paths(name).socket  # type: ignore[arg-type]
+
+    async def agent(self, name: str, cmd: str, **fields: Any) -> dict[str, Any]:
+        """One request on an agent's (or the manager's) own socket."""
+        return await call(self.socket(name), cmd, **fields)
+
+
+@asynccontextmanager
+async def running_dashboard(root: Path, **overrides: Any) -> AsyncIterator[Dash]:
+    """A started hive plus its dashboard; both stopped on exit."""
+    async with running_hive(root, **overrides) as hive:
+        bound = await start_dashboard(hive, port=0)
+        try:
+            yield Dash(hive, bound)
+        finally:
+            await bound.stop()
+
+
+async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    """Poll `check` until it is true, failing after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within the deadline")
+        await asyncio.sleep(0.02)
