@@ -245,7 +245,7 @@ function tick() {
   for (const t of $$(".ttl[data-deadline]")) {
     const left = Math.max(0, Math.round(+t.dataset.deadline - now));
     const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
-    t.textContent = left ? `⏳ ${h ? `${h}h ` : ""}${m}m ${String(s).padStart(2, "0")}s` : "⏳ expiring…";
+    t.textContent = left ? `ttl ${h ? `${h}h ` : ""}${m}m ${String(s).padStart(2, "0")}s` : "ttl expiring…";
   }
 }
 
@@ -257,7 +257,7 @@ function notify(node) {
 
 function notifyButton() {
   const btn = $("#notify");
-  const show = () => { btn.textContent = localStorage.getItem("hive.notify") === "on" ? "🔔 on" : "🔕 notify"; };
+  const show = () => { btn.textContent = localStorage.getItem("hive.notify") === "on" ? "◆ notify on" : "◇ notify"; };
   btn.addEventListener("click", async () => {
     if (localStorage.getItem("hive.notify") === "on") localStorage.setItem("hive.notify", "off");
     else if (!("Notification" in window)) toast("this browser has no notifications", true);
