@@ -22,7 +22,7 @@ from aiohttp import web
 logger = logging.getLogger(__name__)
 
 BIND_RETRIES = 12
-FIRST_DELAY = 0.25
+FIRST_DELAY = 0.5
 MAX_DELAY = 2.0
 
 
