@@ -183,9 +183,7 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"  one commit per {args.agents} inserts (group commit's best case): {raw_50:,.0f}/s")
     print(f"  broker / raw (commit per insert): {rate / raw_one:.0%} (target >= 30 %)")
     print(f"  broker / raw (commit per {args.agents}): {rate / raw_50:.0%}")
-    print(
-        f"daemon RSS, {args.agents} agents: {rss_idle:.1f} MB idle, {rss_busy:.1f} MB after load"
-    )
+    print(f"daemon RSS, {args.agents} agents: {rss_idle:.1f} MB idle, {rss_busy:.1f} MB after load")
 
 
 def main() -> None:

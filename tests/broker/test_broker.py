@@ -8,7 +8,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from hivetest import Client, call, drain, running_hive
+from hivetest import Client, call, drain, running_hive, wait_until
 
 
 def rows(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
@@ -190,3 +190,44 @@ async def test_manager_socket_identity_and_self_protection(tmp_path: Path) -> No
         reply = await call(manager, "kill", name="manager")
         assert reply["kind"] == "err"
         assert "itself" in reply["message"]
+
+
+async def test_a_client_hanging_up_during_a_parked_recv_is_noticed_at_once(
+    tmp_path: Path,
+) -> None:
+    async with running_hive(tmp_path) as hive:
+        await spawn_all(hive.settings.host_socket, "alice", "bob")
+        bob = hive.lifecycle.paths("bob").socket
+        await drain(bob)
+        ghost = await Client.open(bob)
+        ghost.writer.write(b'{"cmd": "recv", "wait_seconds": 120}\n')
+        await ghost.writer.drain()
+
+        def parked() -> int:
+            return len(hive.broker._waiters.get("bob", ()))
+
+        await wait_until(parked, what="the recv to park")
+        await ghost.close()
+        await wait_until(lambda: parked() == 0, what="the dead connection's recv to end")
+        await call(hive.lifecycle.paths("alice").socket, "send", to="bob", body="fresh")
+        reply = await call(bob, "recv", wait_seconds=5)
+        assert [(m["body"], m["redelivered"]) for m in reply["items"]] == [("fresh", False)]
+
+
+async def test_requests_pipelined_behind_a_parked_recv_are_answered_in_order(
+    tmp_path: Path,
+) -> None:
+    async with running_hive(tmp_path) as hive:
+        await spawn_all(hive.settings.host_socket, "alice", "bob")
+        bob = hive.lifecycle.paths("bob").socket
+        await drain(bob)
+        client = await Client.open(bob)
+        client.writer.write(
+            b'{"cmd": "recv", "wait_seconds": 30}\n{"cmd": "status"}\n{"cmd": "whoami"}\n'
+        )
+        await client.writer.drain()
+        await call(hive.lifecycle.paths("alice").socket, "send", to="bob", body="first")
+        replies = [json.loads(await client.reader.readline()) for _ in range(3)]
+        assert [r["kind"] for r in replies] == ["messages", "status", "whoami"]
+        assert replies[0]["items"][0]["body"] == "first"
+        await client.close()

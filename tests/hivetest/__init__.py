@@ -167,3 +167,12 @@ async def drain(sock: Path) -> list[dict[str, Any]]:
             await client.call("ack", ids=[m["id"] for m in reply["items"]])
     finally:
         await client.close()
+
+
+async def wait_until(predicate: Any, limit: float = 5.0, what: str = "condition") -> None:
+    """Poll `predicate()` (sync) every 5 ms until true; fail after `limit` seconds."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit} s waiting for {what}")
+        await asyncio.sleep(0.005)

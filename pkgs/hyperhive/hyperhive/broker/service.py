@@ -36,6 +36,7 @@ class Broker:
         self._hub = hub
         self._versions: dict[str, int] = {}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._background: set[asyncio.Future[int]] = set()
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -153,9 +154,18 @@ class Broker:
         while True:
             version = self._versions.get(recipient, 0)
             now = int(time.time())
-            items = await self._db.write(
-                partial(store.pop_undelivered, recipient=recipient, limit=limit, now=now)
+            pop = asyncio.ensure_future(
+                self._db.write(
+                    partial(store.pop_undelivered, recipient=recipient, limit=limit, now=now)
+                )
             )
+            try:
+                items = await asyncio.shield(pop)
+            except asyncio.CancelledError:
+                # The pop commits regardless; its messages must not stay delivered to
+                # nobody, so hand them back once it has.
+                pop.add_done_callback(partial(self._release_abandoned, recipient))
+                raise
             if items:
                 return items
             if self._versions.get(recipient, 0) != version:
@@ -176,6 +186,14 @@ class Broker:
                     waiters.discard(waiter)
                     if not waiters:
                         del self._waiters[recipient]
+
+    def _release_abandoned(self, recipient: str, pop: asyncio.Future[list[MessageItem]]) -> None:
+        if pop.cancelled() or pop.exception() is not None or not pop.result():
+            return
+        ids = [item.id for item in pop.result()]
+        task = asyncio.ensure_future(self.release(recipient, ids))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def ack(self, recipient: str, ids: Sequence[int]) -> int:
         """Ack messages `recipient` received; unknown or foreign ids are ignored."""

@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from hyperhive.errors import HyperhiveError
-from hyperhive.sockets.protocol import MAX_LINE, TOO_LONG, parse_request, read_line
+from hyperhive.sockets.protocol import MAX_LINE, TOO_LONG, TooLong, parse_request, read_line
 from hyperhive.wire.requests import AGENT_COMMANDS, HOST_COMMANDS, MANAGER_COMMANDS, Request
 from hyperhive.wire.responses import Err, Reply, encode
 
@@ -99,16 +99,31 @@ class SocketServer:
         assert task is not None
         self._tasks.add(task)
         conn = Connection(self.identity)
+        next_line: asyncio.Future[bytes | TooLong | None] = (
+            asyncio.get_running_loop().create_future()
+        )
         try:
+            # Read one line ahead while a request is being handled, so that a client that
+            # hangs up during a parked recv is noticed at once (the recv is cancelled)
+            # instead of when the recv would have returned.
+            next_line = asyncio.ensure_future(read_line(reader))
             while True:
-                line = await read_line(reader)
+                line = await next_line
                 if line is None:
                     break
+                next_line = asyncio.ensure_future(read_line(reader))
                 if line is TOO_LONG:
                     reply: Reply = Err(message=f"request line exceeds {MAX_LINE} bytes")
                 else:
                     assert isinstance(line, bytes)
-                    reply = await self._answer(conn, line)
+                    handler = asyncio.ensure_future(self._answer(conn, line))
+                    await asyncio.wait({handler, next_line}, return_when=asyncio.FIRST_COMPLETED)
+                    if not handler.done() and next_line.result() is None:
+                        handler.cancel()  # the client is gone; nobody reads the answer
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await handler
+                        break
+                    reply = await handler
                 writer.write(encode(reply))
                 await writer.drain()
         except ConnectionError:
@@ -116,12 +131,15 @@ class SocketServer:
         except Exception:
             logger.exception("connection on %s failed", self.path)
         finally:
-            self._tasks.discard(task)
+            if not next_line.done():
+                next_line.cancel()
+            writer.close()
             try:
                 await self._on_close(conn)
             except Exception:
                 logger.exception("cleanup of a connection on %s failed", self.path)
-            writer.close()
+            finally:
+                self._tasks.discard(task)
 
     async def _answer(self, conn: Connection, line: bytes) -> Reply:
         request = parse_request(line)
