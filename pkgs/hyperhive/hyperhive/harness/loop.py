@@ -89,6 +89,18 @@ def wake_prompt(item: rs.MessageItem, more: int) -> str:
     return "\n".join(lines)
 
 
+def operator_prompt(body: str) -> str:
+    """The prompt of a message the operator typed into this agent's web UI.
+
+    It never went through the broker (the web UI holds only this agent's socket, and
+    identity is the socket), so it has no message id and nothing to ack.
+    """
+    return (
+        "Message from operator, typed into your web UI (it is not in your broker inbox;"
+        ' answer with send(to="operator") if an answer is needed):\n' + body
+    )
+
+
 class TurnLoop:
     """Owns the broker connection, the running claude process and the agent's state."""
 
@@ -114,6 +126,9 @@ class TurnLoop:
         self._cancel_requested = False
         self._new_session = False
         self._login = asyncio.Event()
+        # One claude at a time: broker messages and the web UI's operator messages and
+        # /compact share the session (--continue), so their turns must not overlap.
+        self._turns = asyncio.Lock()
 
     # -- controls (web UI) -------------------------------------------------------------
     def cancel(self) -> bool:
@@ -192,32 +207,50 @@ class TurnLoop:
 
     async def handle(self, item: rs.MessageItem, more: int, popped: float) -> bool:
         """Run turns for one message until it is done; True when it should be acked."""
-        prompt = wake_prompt(item, more)
+        return await self._run_message(wake_prompt(item, more), item.id, popped)
+
+    async def handle_operator(self, body: str) -> bool:
+        """Run turns for a message the operator typed into the web UI; True when done."""
+        return await self._run_message(operator_prompt(body), None, time.perf_counter())
+
+    async def compact(self) -> bool:
+        """Compact the session now, between turns (the web UI's /compact); True when it worked."""
+        async with self._turns:
+            return await self._compact("compacting on request")
+
+    async def _run_message(self, prompt: str, message_id: int | None, popped: float) -> bool:
+        waited = self._turns.locked()
+        async with self._turns:
+            if waited:
+                popped = time.perf_counter()  # waiting for another turn is not spawn latency
+            return await self._turns_for(prompt, message_id, popped)
+
+    async def _turns_for(self, prompt: str, message_id: int | None, popped: float) -> bool:
         compacted = False
         while True:
-            result = await self._turn(prompt, item.id, popped)
+            result = await self._turn(prompt, message_id, popped)
             popped = time.perf_counter()  # a retry's spawn latency is measured from here
             match result.outcome:
                 case Outcome.OK | Outcome.CANCELLED:
                     # A cancel is the operator's decision about this message: not retried.
-                    return self._end(item.id, result, ok=result.outcome is Outcome.OK)
+                    return self._end(message_id, result, ok=result.outcome is Outcome.OK)
                 case Outcome.PROMPT_TOO_LONG if not compacted:
                     compacted = True
-                    if not await self._compact():
-                        return self._end(item.id, result, ok=False)
+                    if not await self._compact("prompt too long: compacting"):
+                        return self._end(message_id, result, ok=False)
                 case Outcome.RATE_LIMITED:
-                    self._end(item.id, result, ok=False)
+                    self._end(message_id, result, ok=False)
                     self._set(status=Status.RATE_LIMITED)
                     await asyncio.sleep(self.settings.rate_limit_sleep)
                     self._set(status=Status.ONLINE)
                 case Outcome.NEEDS_LOGIN:
-                    self._end(item.id, result, ok=False)
+                    self._end(message_id, result, ok=False)
                     await self._wait_for_login(baseline=_mtime(credentials_file(self.env)))
                 case _:
                     # Not acked: the broker redelivers it after a restart (at-least-once).
-                    return self._end(item.id, result, ok=False)
+                    return self._end(message_id, result, ok=False)
 
-    def _end(self, message_id: int, result: TurnResult, *, ok: bool) -> bool:
+    def _end(self, message_id: int | None, result: TurnResult, *, ok: bool) -> bool:
         self.bus.publish(
             "turn_end",
             {
@@ -230,7 +263,7 @@ class TurnLoop:
         )
         return ok or result.outcome is Outcome.CANCELLED
 
-    async def _turn(self, prompt: str, message_id: int, popped: float) -> TurnResult:
+    async def _turn(self, prompt: str, message_id: int | None, popped: float) -> TurnResult:
         resume = not self._new_session
         self._new_session = False
         flags = self._flags(resume)
@@ -285,9 +318,9 @@ class TurnLoop:
             self.bus.publish("note", {"source": "harness", "text": "turn cancelled"})
         return result
 
-    async def _compact(self) -> bool:
+    async def _compact(self, why: str) -> bool:
         """Run /compact on the session once; True when it worked."""
-        self.bus.publish("note", {"source": "harness", "text": "prompt too long: compacting"})
+        self.bus.publish("note", {"source": "harness", "text": why})
         flags = self._flags(resume=True)
         self._set(TurnState.COMPACTING)
         try:

@@ -45,7 +45,10 @@ class Harness:
 
 
 async def serve(settings: HarnessSettings, role: Role, mcp_command: Sequence[str]) -> None:
-    """Run the harness until SIGTERM/SIGINT; a running claude gets SIGINT, nothing is acked."""
+    """Run the turn loop and the web UI until SIGTERM/SIGINT; a running claude gets SIGINT."""
+    # Imported here: the web UI imports this module (for the Harness type).
+    from hyperhive.webui.server import start_webui, stop_webui
+
     harness = Harness.open(settings, role, mcp_command)
     logger.info(
         "%s %s: socket %s, events %s",
@@ -59,9 +62,12 @@ async def serve(settings: HarnessSettings, role: Role, mcp_command: Sequence[str
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
+    # The web UI binds in the background: its retry loop (~22 s) must not delay turns.
+    webui = asyncio.create_task(start_webui(harness), name="webui")
     try:
         await harness.loop.run()
     except asyncio.CancelledError:
         logger.info("stopping")
     finally:
+        await stop_webui(webui)
         await harness.close()

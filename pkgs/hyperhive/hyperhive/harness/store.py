@@ -43,6 +43,8 @@ class EventStore:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._broken = False
+        # Held while a batch is being written, so flush() also waits for one in flight.
+        self._writing = asyncio.Lock()
 
     @classmethod
     def open(cls, path: Path) -> EventStore | None:
@@ -92,6 +94,21 @@ class EventStore:
         )
         return [Event(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
+    def list_recent(self, limit: int) -> list[Event]:
+        """The newest ``limit`` stored events, oldest first (the web UI's history)."""
+        rows = self._db.read(
+            lambda c: c.execute(
+                "SELECT id, ts, kind, payload_json FROM"
+                " (SELECT * FROM events ORDER BY id DESC LIMIT ?) ORDER BY id",
+                (limit,),
+            ).fetchall()
+        )
+        return [Event(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    async def flush(self) -> None:
+        """Write what is queued now, so a read right after sees every published event."""
+        await self._flush()
+
     async def _flush_forever(self) -> None:
         while True:
             await self._wake.wait()
@@ -99,6 +116,10 @@ class EventStore:
             await self._flush()
 
     async def _flush(self) -> None:
+        async with self._writing:
+            await self._write_pending()
+
+    async def _write_pending(self) -> None:
         if not self._pending or self._broken:
             return
         batch, self._pending = self._pending, []

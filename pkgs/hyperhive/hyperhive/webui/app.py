@@ -1,0 +1,373 @@
+"""The per-agent web UI (SPEC §12): an aiohttp app factory, its routes and the SSE stream.
+
+Routes: ``GET /``, ``GET /static/*``, ``GET /events/history`` (the last 2000 events),
+``GET /events/stream`` (SSE, resumable with ``Last-Event-ID`` or ``?after=<id>``),
+``GET /api/state``, ``GET /api/journal``, and the POST-only controls ``/api/send``,
+``/api/cancel``, ``/api/compact``, ``/api/model``, ``/api/new-session``,
+``/api/login/start``, ``/api/login/code``. POSTs from another origin are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from aiohttp import web
+
+from hyperhive.errors import Forbidden, HyperhiveError, InvalidRequest
+from hyperhive.harness.events import Event
+from hyperhive.harness.journal import read_journal
+from hyperhive.harness.login import LoginRunner
+from hyperhive.webui.control import Controls, InboxWatcher
+
+if TYPE_CHECKING:
+    from hyperhive.harness.serve import Harness
+
+logger = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+HISTORY_LIMIT = 2000
+# Strings longer than this are cut before they reach a browser (whole files come back as
+# tool results); the event store keeps them whole.
+STRING_CAP = 16 * 1024
+KEEPALIVE_SECONDS = 15.0
+# Room for a maximal operator message (256 Ki characters, up to 4 bytes each) as JSON.
+CLIENT_MAX_SIZE = 2 * 1024 * 1024
+
+CONTROLS: web.AppKey[Controls] = web.AppKey("controls")
+HARNESS: web.AppKey[Harness] = web.AppKey("harness")
+STREAMS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("streams")
+TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def trim(value: Any, cap: int = STRING_CAP) -> Any:
+    """``value`` with every string over ``cap`` characters cut (and the cut said)."""
+    if isinstance(value, str):
+        if len(value) <= cap:
+            return value
+        return value[:cap] + f"\n… ({len(value) - cap} more characters not shown)"
+    if isinstance(value, dict):
+        return {k: trim(v, cap) for k, v in value.items()}
+    if isinstance(value, list):
+        return [trim(v, cap) for v in value]
+    return value
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """An event as the browser gets it."""
+    return {"id": event.id, "ts": event.ts, "kind": event.kind, "payload": trim(event.payload)}
+
+
+def cross_origin(request: web.Request) -> str | None:
+    """Why ``request`` looks cross-origin, or None when it is same-origin (or not a browser)."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        return f"Sec-Fetch-Site is {site!r}"
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        return f"Origin {origin!r} is not this page's"
+    return None
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render HyperhiveError (and aiohttp's own 4xx) as ``{"error": ...}`` JSON, once."""
+    try:
+        return await handler(request)
+    except HyperhiveError as exc:
+        return web.json_response({"error": exc.message}, status=exc.status)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return web.json_response(
+            {"error": f"request body too large ({exc.text}): send less"}, status=413
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith(("/api/", "/events/")):
+            raise
+        return web.json_response({"error": exc.reason}, status=exc.status)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:  # a request boundary: log it, answer 500, keep serving
+        logger.exception("web UI request %s %s failed", request.method, request.path)
+        return web.json_response(
+            {"error": "internal error in the web UI: see the harness log"}, status=500
+        )
+
+
+@web.middleware
+async def same_origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """State-changing requests (POST) only from this page (SPEC §12)."""
+    if request.method == "POST" and (why := cross_origin(request)):
+        raise Forbidden(f"cross-origin request refused ({why}): use the agent's own web UI page")
+    return await handler(request)
+
+
+async def read_object(request: web.Request) -> dict[str, Any]:
+    """The JSON object body of ``request``, or InvalidRequest saying what to send."""
+    if request.content_type != "application/json":
+        raise InvalidRequest("send the body as JSON (Content-Type: application/json)")
+    try:
+        data = await request.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"the body is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return data
+
+
+def text_field(data: dict[str, Any], name: str) -> str:
+    """A required string field of a JSON body."""
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise InvalidRequest(f"field {name!r} is missing or not a string")
+    return value
+
+
+# -- pages and reads ---------------------------------------------------------------------
+
+
+async def page(request: web.Request) -> web.Response:
+    """The single page; everything on it is filled in by webui.js."""
+    harness = request.app[HARNESS]
+    html = (
+        request.app[TEMPLATES]
+        .get_template("page.html")
+        .render(agent=harness.settings.agent_name, role=harness.role.value)
+    )
+    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+async def api_state(request: web.Request) -> web.Response:
+    """The current state snapshot."""
+    harness = request.app[HARNESS]
+    snap = request.app[CONTROLS].snapshot()
+    snap["role"] = harness.role.value
+    snap["store"] = harness.store is not None
+    return web.json_response(snap)
+
+
+async def history(request: web.Request) -> web.Response:
+    """The newest events (at most 2000), oldest first, and the id to resume the stream at."""
+    store = request.app[HARNESS].store
+    if store is None:
+        return web.json_response({"events": [], "last_id": 0, "store": False})
+    try:
+        limit = max(1, min(int(request.query.get("limit", HISTORY_LIMIT)), HISTORY_LIMIT))
+    except ValueError as exc:
+        raise InvalidRequest("limit must be a whole number (1-2000)") from exc
+    await store.flush()
+    events = store.list_recent(limit)
+    return web.json_response(
+        {
+            "events": [event_json(e) for e in events],
+            "last_id": events[-1].id if events else 0,
+            "store": True,
+        }
+    )
+
+
+def resume_id(request: web.Request) -> int:
+    """Where a stream resumes: ``Last-Event-ID`` (a reconnect) or ``?after=``."""
+    raw = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
+    try:
+        return max(0, int(raw))
+    except ValueError as exc:
+        raise InvalidRequest("after / Last-Event-ID must be an event id") from exc
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """SSE: events after the resume id (from the store), then live ones; inbox snapshots."""
+    after = resume_id(request)
+    harness = request.app[HARNESS]
+    inbox = request.app[CONTROLS].inbox
+    task = asyncio.current_task()
+    assert task is not None
+    request.app[STREAMS].add(task)
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await resp.prepare(request)
+    try:
+        async with harness.bus.subscribe() as queue:
+            # Subscribed first, then read the store: nothing falls between the two.
+            last = after
+            if after and harness.store is not None:
+                await harness.store.flush()
+                for event in harness.store.list_events(after, HISTORY_LIMIT):
+                    await resp.write(frame(event))
+                    last = event.id
+            await resp.write(inbox_frame(inbox.view()))
+            await pump(resp, queue, inbox, last)
+    except ConnectionResetError:
+        pass  # the browser went away
+    finally:
+        request.app[STREAMS].discard(task)
+    return resp
+
+
+async def pump(
+    resp: web.StreamResponse, queue: asyncio.Queue[Event], inbox: InboxWatcher, last: int
+) -> None:
+    """Forward bus events and inbox changes until the client goes away."""
+    seen = inbox.version
+    get: asyncio.Task[Event] = asyncio.create_task(queue.get())
+    changed: asyncio.Task[int] = asyncio.create_task(inbox.wait_change(seen))
+    try:
+        while True:
+            done, _ = await asyncio.wait(
+                {get, changed}, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                await resp.write(b": keepalive\n\n")
+            if get in done:
+                event = get.result()
+                if event.id > last:  # the store backlog may already have sent it
+                    await resp.write(frame(event))
+                    last = event.id
+                get = asyncio.create_task(queue.get())
+            if changed in done:
+                seen = changed.result()
+                await resp.write(inbox_frame(inbox.view()))
+                changed = asyncio.create_task(inbox.wait_change(seen))
+    finally:
+        get.cancel()
+        changed.cancel()
+
+
+def frame(event: Event) -> bytes:
+    """One SSE frame carrying a bus event (its id lets the browser resume)."""
+    data = json.dumps(event_json(event), separators=(",", ":"))
+    return f"id: {event.id}\nevent: ev\ndata: {data}\n\n".encode()
+
+
+def inbox_frame(view: dict[str, Any]) -> bytes:
+    """One SSE frame with the inbox snapshot."""
+    return f"event: inbox\ndata: {json.dumps(view, separators=(',', ':'))}\n\n".encode()
+
+
+async def journal(request: web.Request) -> web.Response:
+    """The last lines of this harness's own log."""
+    try:
+        lines = int(request.query.get("lines", "200"))
+    except ValueError as exc:
+        raise InvalidRequest("lines must be a whole number (1-2000)") from exc
+    tail = await read_journal(request.app[HARNESS].role, lines)
+    return web.json_response({"source": tail.source, "lines": tail.lines})
+
+
+# -- controls (POST only, same origin only) ----------------------------------------------
+
+
+async def api_send(request: web.Request) -> web.Response:
+    """Queue an operator message for a turn."""
+    body = text_field(await read_object(request), "body")
+    queued = request.app[CONTROLS].send(body)
+    return web.json_response({"ok": True, "queued": queued}, status=202)
+
+
+async def api_cancel(request: web.Request) -> web.Response:
+    """SIGINT the running turn."""
+    request.app[CONTROLS].cancel()
+    return web.json_response({"ok": True})
+
+
+async def api_compact(request: web.Request) -> web.Response:
+    """Queue a /compact of the session."""
+    queued = request.app[CONTROLS].compact()
+    return web.json_response({"ok": True, "queued": queued}, status=202)
+
+
+async def api_model(request: web.Request) -> web.Response:
+    """Set the model of the next turns (persisted to the model file)."""
+    name = text_field(await read_object(request), "model")
+    model = request.app[CONTROLS].set_model(name)
+    return web.json_response({"ok": True, "model": model})
+
+
+async def api_new_session(request: web.Request) -> web.Response:
+    """The next turn skips --continue."""
+    request.app[CONTROLS].new_session()
+    return web.json_response({"ok": True})
+
+
+async def api_login_start(request: web.Request) -> web.Response:
+    """Start the login command."""
+    view = await request.app[CONTROLS].login.start()
+    return web.json_response({"ok": True, "login": view.as_json()})
+
+
+async def api_login_code(request: web.Request) -> web.Response:
+    """Write the pasted code to the login command."""
+    code = text_field(await read_object(request), "code")
+    view = await request.app[CONTROLS].login.submit_code(code)
+    return web.json_response({"ok": True, "login": view.as_json()})
+
+
+# -- the app -----------------------------------------------------------------------------
+
+
+def create_app(harness: Harness, *, inbox_interval: float | None = None) -> web.Application:
+    """The web UI app of ``harness``; its background tasks live in the app's cleanup_ctx."""
+    app = web.Application(
+        middlewares=[errors_middleware, same_origin_middleware], client_max_size=CLIENT_MAX_SIZE
+    )
+    login = LoginRunner(
+        harness.settings.login_cmd, harness.loop.env, harness.bus.publish, harness.loop.logged_in
+    )
+    controls = Controls(harness.settings, harness.loop, harness.bus, login)
+    app[HARNESS] = harness
+    app[CONTROLS] = controls
+    app[STREAMS] = set[asyncio.Task[Any]]()
+    app[TEMPLATES] = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+    async def background(app: web.Application) -> AsyncIterator[None]:
+        interval = inbox_interval
+        tasks = [
+            asyncio.create_task(controls.work(), name="webui-work"),
+            asyncio.create_task(
+                controls.inbox.run() if interval is None else controls.inbox.run(interval),
+                name="webui-inbox",
+            ),
+        ]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await login.close()
+
+    async def close_streams(app: web.Application) -> None:
+        streams: set[asyncio.Task[Any]] = app[STREAMS]
+        for task in [*streams]:
+            task.cancel()
+
+    app.cleanup_ctx.append(background)
+    app.on_shutdown.append(close_streams)
+    r = app.router
+    r.add_get("/", page)
+    r.add_static("/static", HERE / "static")
+    r.add_get("/events/history", history)
+    r.add_get("/events/stream", stream)
+    r.add_get("/api/state", api_state)
+    r.add_get("/api/journal", journal)
+    r.add_post("/api/send", api_send)
+    r.add_post("/api/cancel", api_cancel)
+    r.add_post("/api/compact", api_compact)
+    r.add_post("/api/model", api_model)
+    r.add_post("/api/new-session", api_new_session)
+    r.add_post("/api/login/start", api_login_start)
+    r.add_post("/api/login/code", api_login_code)
+    return app

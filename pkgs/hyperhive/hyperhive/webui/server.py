@@ -1,0 +1,71 @@
+"""Start the web UI next to the turn loop: the port, the bind retry loop, failure isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from hyperhive.http import BoundApp, serve_app
+from hyperhive.webui.app import create_app
+
+if TYPE_CHECKING:
+    from hyperhive.harness.serve import Harness
+
+logger = logging.getLogger(__name__)
+
+MANAGER_NAME = "manager"
+MANAGER_PORT = 8000
+AGENT_PORT_BASE = 8100
+AGENT_PORT_SPAN = 900
+
+
+def fnv1a32(data: bytes) -> int:
+    """32-bit FNV-1a (offset 2166136261, prime 16777619)."""
+    h = 2166136261
+    for byte in data:
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def port_from_name(name: str) -> int:
+    """SPEC §3: manager 8000, agents 8100 + fnv1a32(name) % 900.
+
+    The daemon and the Nix modules pass the port in HYPERHIVE_WEB_PORT; this is only the
+    fallback when it is unset. It repeats lifecycle/names.py's function because the harness
+    may not import the daemon's packages; it belongs in a neutral module both can use.
+    """
+    if name == MANAGER_NAME:
+        return MANAGER_PORT
+    return AGENT_PORT_BASE + fnv1a32(name.encode()) % AGENT_PORT_SPAN
+
+
+async def start_webui(harness: Harness, port: int | None = None) -> BoundApp | None:
+    """Serve the web UI; on a bind failure log it and return None (the turn loop goes on)."""
+    settings = harness.settings
+    if port is None:
+        port = settings.web_port or port_from_name(settings.agent_name)
+    try:
+        bound = await serve_app(create_app(harness), settings.web_host, port)
+    except OSError as exc:
+        # The agent still works without its web UI; the operator sees this in the journal.
+        logger.error(
+            "web UI not started on %s:%d: %s — the agent keeps working; free the port and"
+            " restart the harness to get the web UI back",
+            settings.web_host,
+            port,
+            exc.strerror or exc,
+        )
+        return None
+    logger.info("web UI on %s", bound.url)
+    return bound
+
+
+async def stop_webui(task: asyncio.Task[BoundApp | None]) -> None:
+    """Stop a web UI started as a task (cancel it if it is still binding)."""
+    if not task.done():
+        task.cancel()
+    results = await asyncio.gather(task, return_exceptions=True)
+    bound = results[0]
+    if isinstance(bound, BoundApp):
+        await bound.stop()
