@@ -1,0 +1,146 @@
+"""Helpers of the reliability suite: hypothesis settings, state digests, a blocking client,
+a tmpfs mount that is always unmounted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+FUZZ = settings(
+    max_examples=120,
+    # A real daemon answers over a socket: timing is bench/'s business, not the fuzzer's.
+    deadline=None,
+    # Under CI the run is derandomized so a red build can be reproduced; locally each run
+    # explores new inputs (and hypothesis' database replays the ones that failed).
+    derandomize=IN_CI,
+    database=None if IN_CI else settings.default.database,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+"""Settings for every property test here (bounded examples, no per-example deadline)."""
+
+STATE_TABLES = ("agents", "messages", "approvals", "operator_questions")
+
+
+def state_digest(db: Path) -> str:
+    """A hash of every row of the broker's state tables, read through a separate connection."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        digest = hashlib.sha256()
+        for table in STATE_TABLES:
+            for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid"):  # noqa: S608
+                digest.update(repr(tuple(row)).encode())
+        return digest.hexdigest()
+    finally:
+        conn.close()
+
+
+def query(db: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Rows of one read-only query against `db`."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return [tuple(row) for row in conn.execute(sql, args)]
+    finally:
+        conn.close()
+
+
+class LineClient:
+    """A blocking JSON-lines connection (hypothesis drives sync test bodies)."""
+
+    def __init__(self, path: Path, timeout: float = 30) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self.file = self.sock.makefile("rwb")
+
+    def raw(self, line: bytes) -> dict[str, Any]:
+        """Write `line` (which must end in a newline) and read exactly one reply line."""
+        self.file.write(line)
+        self.file.flush()
+        reply = self.file.readline()
+        assert reply.endswith(b"\n"), f"the daemon closed the connection (read {reply!r})"
+        parsed = json.loads(reply)
+        assert isinstance(parsed, dict), f"a reply must be a JSON object, got {reply!r}"
+        return parsed
+
+    def call(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        """One request, one reply."""
+        return self.raw(json.dumps({"cmd": cmd, **fields}).encode() + b"\n")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.file.close()
+        self.sock.close()
+
+
+def _umount(mountpoint: Path) -> None:
+    done = subprocess.run(["umount", str(mountpoint)], capture_output=True, check=False)
+    if done.returncode != 0:
+        # Something (a killed daemon's file, a cwd) still holds it: detach it anyway so the
+        # mount never outlives the test.
+        subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, check=False)
+
+
+@contextmanager
+def tmpfs(mountpoint: Path, size: str) -> Iterator[Path]:
+    """A fresh tmpfs of `size` at `mountpoint`, unmounted on exit even on failure.
+
+    Mounting needs root (or CAP_SYS_ADMIN). Where it is impossible the test fails under CI
+    (a disk-full test that silently passes is worse than none) and is skipped elsewhere.
+    """
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mountpoint)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        problem = done.stderr.strip() if done.returncode != 0 else ""
+    except FileNotFoundError:
+        problem = "there is no mount command on PATH"
+    if problem:
+        message = (
+            f"cannot mount a {size} tmpfs at {mountpoint}: {problem}. The disk-full test needs"
+            " root (or CAP_SYS_ADMIN) to mount a small filesystem it can fill; run the suite"
+            " as root or in a container that allows mount"
+        )
+        if IN_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    try:
+        yield mountpoint
+    finally:
+        _umount(mountpoint)
+
+
+def fill(directory: Path) -> Path:
+    """Write one file in `directory` until the filesystem is full; return it."""
+    filler = directory / "filler"
+    chunk = b"\0" * (64 * 1024)
+    with filler.open("wb", buffering=0) as out:
+        try:
+            while True:
+                out.write(chunk)
+        except OSError:
+            pass
+    # the last partial chunk: fill the remaining bytes one small write at a time
+    with filler.open("ab", buffering=0) as out:
+        try:
+            while True:
+                out.write(b"\0" * 512)
+        except OSError:
+            pass
+    return filler
