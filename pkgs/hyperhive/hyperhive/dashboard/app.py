@@ -151,13 +151,13 @@ async def bounded(request: web.Request, coro: Coroutine[Any, Any, Any], what: st
 
 async def index(request: web.Request) -> web.Response:
     """The page, rendered at the current seq."""
-    html = request.app[RENDERER].page(snapshot(request.app[HIVE]))
+    html = request.app[RENDERER].page(snapshot(request.app[HIVE], request.app[FANOUT].recent))
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
 async def state(request: web.Request) -> web.Response:
     """The snapshot; `?html=1` adds every list rendered (what the page resyncs from)."""
-    snap = snapshot(request.app[HIVE])
+    snap = snapshot(request.app[HIVE], request.app[FANOUT].recent)
     if request.query.get("html") == "1":
         snap["html"] = request.app[RENDERER].lists(snap)
     return web.json_response(snap, headers={"Cache-Control": "no-store"})
@@ -342,6 +342,7 @@ async def purge_tombstone(request: web.Request) -> web.Response:
 
 async def _fanout_ctx(app: web.Application) -> Any:
     """Run the SSE fan-out while the app runs; finish verbs still running at shutdown."""
+    app[FANOUT].subscribe()
     task = asyncio.create_task(app[FANOUT].run(), name="dashboard-fanout")
     yield
     pending = [task, *app[TASKS]]

@@ -13,7 +13,7 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from hyperhive.dashboard.views import Renderer
+from hyperhive.dashboard.views import RecentMessages, Renderer
 from hyperhive.hub import Change
 
 if TYPE_CHECKING:
@@ -87,6 +87,24 @@ class Fanout:
         self._hive = hive
         self._renderer = renderer
         self.streams: set[Stream] = set()
+        self._recent: RecentMessages | None = None
+        self._queue: asyncio.Queue[Change] | None = None
+
+    @property
+    def recent(self) -> RecentMessages:
+        """The cached latest messages (and the seq the fan-out has reached)."""
+        if self._recent is None:
+            self.subscribe()
+        assert self._recent is not None
+        return self._recent
+
+    def subscribe(self) -> asyncio.Queue[Change]:
+        """Load the latest messages and subscribe to the hub, with no await in between."""
+        if self._queue is not None:
+            self._hive.hub.unsubscribe(self._queue)
+        self._recent = RecentMessages(self._hive)
+        self._queue = self._hive.hub.subscribe()
+        return self._queue
 
     def add(self) -> Stream:
         """A new stream receiving every change from now on."""
@@ -112,10 +130,11 @@ class Fanout:
     async def run(self) -> None:
         """Forward hub changes until cancelled."""
         hub = self._hive.hub
-        queue = hub.subscribe()
+        queue = self._queue or self.subscribe()
         try:
             while True:
                 change = await queue.get()
+                self.recent.take(change)
                 try:
                     frame = self.encode(change)
                 except Exception:  # a bad change must not end the live page for everyone
@@ -127,9 +146,10 @@ class Fanout:
                 # with a newer hub seq means the hub dropped us for falling behind.
                 if queue.empty() and hub.seq != change.seq:
                     logger.warning("the dashboard fell behind the change feed; resyncing")
-                    hub.unsubscribe(queue)
-                    queue = hub.subscribe()
+                    queue = self.subscribe()
                     for stream in list(self.streams):
                         stream.put(RESYNC)
         finally:
-            hub.unsubscribe(queue)
+            if self._queue is not None:
+                hub.unsubscribe(self._queue)
+                self._queue = None
