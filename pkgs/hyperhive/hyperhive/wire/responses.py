@@ -171,7 +171,7 @@ Response = Annotated[
     | QuestionsReply,
     Field(discriminator="kind"),
 ]
-RESPONSE: TypeAdapter[Response] = TypeAdapter(Response)  # type: ignore[arg-type]
+RESPONSE: TypeAdapter[Response] = TypeAdapter(Response)
 
 
 def encode(response: Reply) -> bytes:
