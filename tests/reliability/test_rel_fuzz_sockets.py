@@ -1,0 +1,197 @@
+"""Property tests of the JSON-lines protocol on every socket kind (SPEC §4), real daemon.
+
+For arbitrary input lines — random bytes, and JSON objects built from every command name
+and field name with values of any JSON type — the daemon must: answer with exactly one JSON
+object line; when it refuses, say why in a non-empty message that is not an internal error
+and leave the database exactly as it was; keep the connection and the process up (the
+same connection answers `whoami` afterwards).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hivetest import DaemonProcess
+from hypothesis import given
+from hypothesis import strategies as st
+from rel_support import FUZZ, LineClient, state_digest
+
+COMMANDS = (
+    "send recv ack status recent ask_operator whoami request_spawn kill start restart update"
+    " rebuild request_apply_commit spawn destroy list pending approve deny questions answer"
+    " cancel_question"
+).split()
+FIELDS = (
+    "to body in_reply_to wait_seconds max ids limit question options multi ttl_seconds name"
+    " description agent commit_ref purge id note answer"
+).split()
+LIFECYCLE = {"kill", "start", "restart", "update", "rebuild", "destroy", "spawn"}
+PROTECTED = {"ana", "manager"}
+"""Agents whose sockets the tests hold open: the fuzzer must not stop them under us."""
+
+INT64 = 2**63 - 1
+"""sqlite's integer range. Ids beyond it are a known bug with its own xfail test below."""
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-INT64 - 1, INT64)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+plausible = st.one_of(
+    st.sampled_from(["ana", "ben", "manager", "operator", "*", "nobody", "../x", "A", ""]),
+    st.integers(-3, 50),
+    st.integers(-INT64 - 1, INT64),
+    st.lists(st.integers(-3, 50) | st.integers(-INT64 - 1, INT64), max_size=4),
+    st.text(max_size=20),
+)
+requests = st.builds(
+    lambda cmd, fields: {"cmd": cmd, **fields},
+    st.sampled_from(COMMANDS) | st.text(max_size=12),
+    st.dictionaries(
+        st.sampled_from(FIELDS) | st.text(max_size=8), plausible | json_values, max_size=4
+    ),
+)
+
+
+def tame(request: dict[str, Any]) -> dict[str, Any]:
+    """Keep valid requests from waiting minutes or stopping the sockets under test.
+
+    A parked recv may legitimately wait 180 s and a question with a short ttl expires later
+    (a state change the next example would see); neither says anything about parsing.
+    """
+    wait = request.get("wait_seconds")
+    if isinstance(wait, (int, float)) and not isinstance(wait, bool) and wait > 0.05:
+        request["wait_seconds"] = 0.05
+    ttl = request.get("ttl_seconds")
+    if isinstance(ttl, int) and not isinstance(ttl, bool) and 0 < ttl < 3600:
+        request["ttl_seconds"] = ttl + 3600
+    name = request.get("name")
+    if request.get("cmd") in LIFECYCLE and isinstance(name, str) and name in PROTECTED:
+        request["name"] = "ben"
+    return request
+
+
+class Fuzzed:
+    """One daemon with a live connection on each socket kind."""
+
+    def __init__(self, daemon: DaemonProcess) -> None:
+        self.daemon = daemon
+        self.db = daemon.root / "state" / "broker.sqlite"
+        self.clients = {
+            "host": LineClient(daemon.host_socket),
+            "manager": LineClient(daemon.socket_of("manager")),
+            "agent": LineClient(daemon.socket_of("ana")),
+        }
+
+    def settled_digest(self) -> str:
+        """The state digest once it stops changing (a successful request may leave a
+        follow-up write, e.g. a spawn's kick note, landing just after its reply)."""
+        deadline = time.monotonic() + 5
+        last = state_digest(self.db)
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            now = state_digest(self.db)
+            if now == last:
+                return now
+            last = now
+        return last
+
+    def check(self, kind: str, line: bytes) -> None:
+        client = self.clients[kind]
+        before = state_digest(self.db)
+        reply = client.raw(line)
+        assert isinstance(reply.get("kind"), str), reply
+        if reply["kind"] == "err":
+            message = reply.get("message")
+            assert isinstance(message, str), reply
+            assert message.strip(), reply
+            assert "internal error" not in message, f"{line!r} crashed a handler: {message}"
+            assert state_digest(self.db) == before, f"refused {line!r} but changed state"
+        else:
+            self.settled_digest()
+        alive = client.call("whoami")
+        assert alive["kind"] == "whoami", alive
+        assert self.daemon.proc is not None
+        assert self.daemon.proc.poll() is None, "the daemon exited"
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+
+@pytest.fixture
+def fuzzed(daemon: DaemonProcess) -> Iterator[Fuzzed]:
+    for name in ("ana", "ben"):
+        assert daemon.cli("spawn", name).returncode == 0
+    target = Fuzzed(daemon)
+    yield target
+    target.close()
+
+
+SOCKET_KINDS = ["host", "manager", "agent"]
+
+
+@pytest.mark.parametrize("kind", SOCKET_KINDS)
+@FUZZ
+@given(data=st.binary(max_size=4096))
+def test_random_bytes_get_one_clear_reply_and_leave_state_alone(
+    fuzzed: Fuzzed, kind: str, data: bytes
+) -> None:
+    fuzzed.check(kind, data.replace(b"\n", b"") + b"\n")
+
+
+@pytest.mark.parametrize("kind", SOCKET_KINDS)
+@FUZZ
+@given(request=requests)
+def test_any_command_with_any_fields_is_answered_or_refused_cleanly(
+    fuzzed: Fuzzed, kind: str, request: dict[str, Any]
+) -> None:
+    fuzzed.check(kind, json.dumps(tame(request)).encode() + b"\n")
+
+
+@pytest.mark.parametrize("kind", SOCKET_KINDS)
+@FUZZ
+@given(value=json_values)
+def test_json_that_is_not_a_request_object_is_refused(
+    fuzzed: Fuzzed, kind: str, value: object
+) -> None:
+    fuzzed.check(kind, json.dumps(value).encode() + b"\n")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug: wire/requests.py leaves id fields unbounded; an id beyond 64 bits"
+    " reaches sqlite and the reply is 'internal error ... OverflowError' (fix: bound every"
+    " id with Field(ge=..., le=2**63 - 1) so it is refused as a field error)",
+)
+@pytest.mark.parametrize(
+    ("kind", "request_"),
+    [
+        ("agent", {"cmd": "send", "to": "ben", "body": "x", "in_reply_to": 2**70}),
+        ("agent", {"cmd": "ack", "ids": [2**70]}),
+        ("host", {"cmd": "approve", "id": 2**70}),
+        ("host", {"cmd": "answer", "id": 2**64, "answer": "yes"}),
+    ],
+)
+def test_ids_beyond_64_bits_are_refused_as_field_errors(
+    fuzzed: Fuzzed, kind: str, request_: dict[str, Any]
+) -> None:
+    fuzzed.check(kind, json.dumps(request_).encode() + b"\n")
+
+
+def test_fuzzer_targets_are_live(fuzzed: Fuzzed, tmp_path: Path) -> None:
+    """The sockets under test answer as the identity they claim (else the fuzz proves nothing)."""
+    for kind, name in (("host", "operator"), ("manager", "manager"), ("agent", "ana")):
+        reply = fuzzed.clients[kind].call("whoami")
+        assert (reply["role"], reply["name"]) == (kind, name)
+    assert fuzzed.db.is_file()
+    assert tmp_path.is_dir()
