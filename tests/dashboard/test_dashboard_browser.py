@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from dashsupport import Dash
+from dashsupport import Dash, until
 from hivetest import drain
 from hyperhive.lifecycle.names import agent_port
 from playwright.async_api import Browser, BrowserContext, Page, expect
@@ -188,11 +189,12 @@ async def test_a_second_tab_sees_the_same_updates(live_dash: Dash, context: Brow
 async def test_journal_viewer_and_flow_pill(live_dash: Dash, context: BrowserContext) -> None:
     await live_dash.hive.lifecycle.spawn("lea")
     log = live_dash.hive.lifecycle.paths("lea").root / "harness.log"  # type: ignore[arg-type]
-    log.write_text("harness up\nturn 1 ok\n")
+    with log.open("a") as f:  # append: with the local backend a real harness writes here too
+        f.write("marker: turn 1 ok\n")
     page = await open_page(context, live_dash)
     logs = page.locator("#logs-lea")
     await logs.locator("summary").click()
-    await expect(logs.locator("pre")).to_have_text("harness up\nturn 1 ok")
+    await expect(logs.locator("pre")).to_contain_text("marker: turn 1 ok")
     # the open viewer survives its row being re-rendered
     await live_dash.hive.lifecycle.kill("lea")
     await expect(page.locator('[data-key="agent-lea"] .state')).to_have_text("stopped")
@@ -252,8 +254,17 @@ async def test_page_reads_well_at_desktop_and_phone_width(
         ttl_seconds=1800,
     )
     await hive.approvals.request_spawn("eve", "security reviewer for the auth module")
-    (live_dash.hive.lifecycle.paths("alice").root / "harness.log").write_text(  # type: ignore[arg-type]
-        "harness: online as alice\nturn 1: 2.3 s, ok\n"
+    config = hive.lifecycle.paths("bob").config  # type: ignore[arg-type]
+    agent_nix = config / "agent.nix"
+    text = agent_nix.read_text().replace("pkgs.jq\n", "pkgs.jq\n    pkgs.hugo\n")
+    agent_nix.write_text(text.replace('model = "haiku"', 'model = "sonnet"'))
+    git(config, "commit", "-qam", "bob: docs tooling")
+    await live_dash.agent(
+        "manager",
+        "request_apply_commit",
+        agent="bob",
+        commit_ref=git(config, "rev-parse", "HEAD"),
+        description="bob needs the docs toolchain",
     )
     out = Path(os.environ.get("HYPERHIVE_SCREENSHOT_DIR", tmp_path))
     for label, width, height in (("desktop", 1280, 1000), ("phone", 390, 844)):
@@ -262,8 +273,7 @@ async def test_page_reads_well_at_desktop_and_phone_width(
             page = await ctx.new_page()
             await page.goto(live_dash.url + "/")
             await expect(page.locator("#conn")).to_have_text("● live")
-            await page.locator("#logs-alice summary").click()
-            await expect(page.locator("#logs-alice pre")).to_contain_text("online as alice")
+            await expect(page.locator("pre.diff")).to_contain_text("+    pkgs.hugo")
             overflow = await page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
@@ -275,3 +285,43 @@ async def test_page_reads_well_at_desktop_and_phone_width(
                 shutil.copy(shot, out / shot.name)
         finally:
             await ctx.close()
+
+
+def git(repo: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=manager", "-c", "user.email=m@hive", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return out.stdout.strip()
+
+
+async def test_apply_commit_card_shows_the_diff_and_approve_tags_the_deploy(
+    live_dash: Dash, context: BrowserContext
+) -> None:
+    hive = live_dash.hive
+    await hive.lifecycle.spawn("nia")
+    paths = hive.lifecycle.paths("nia")  # type: ignore[arg-type]
+    agent_nix = paths.config / "agent.nix"
+    agent_nix.write_text(agent_nix.read_text() + "# give nia more memory\n")
+    git(paths.config, "commit", "-qam", "more memory")
+    sha = git(paths.config, "rev-parse", "HEAD")
+    reply = await live_dash.agent(
+        "manager", "request_apply_commit", agent="nia", commit_ref=sha, description="more memory"
+    )
+    assert reply["kind"] == "ok", reply
+    page = await open_page(context, live_dash)
+    card = page.locator(f'[data-key="a-{reply["id"]}"]')
+    await expect(card.locator("pre.diff .add")).to_contain_text("+# give nia more memory")
+    await expect(card.locator(".sha")).to_contain_text(sha[:10])
+    await card.get_by_role("button", name="◆ APPR0VE").click()
+    await expect(card).to_have_count(0)
+
+    async def deployed() -> bool:
+        return f"deployed/{reply['id']}" in git(paths.applied, "tag", "-l")
+
+    await until(deployed, within=60)
+    tags = git(paths.applied, "tag", "-l").split()
+    assert {f"proposal/{reply['id']}", f"approved/{reply['id']}"} <= set(tags)
