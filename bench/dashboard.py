@@ -3,7 +3,8 @@
 Targets on a 2-core machine: `/api/state` with 100 agents, 10,000 messages and 1,000
 approvals in ≤ 50 ms; 50 browser streams taking 1,000 events/s with no growing backlog.
 
-The broker's sqlite file is seeded directly (agents, messages, approvals rows), then a real
+The broker's sqlite file is seeded directly (agents, messages, approvals rows; the agents are
+`stopped`, so the local backend starts no harness processes for them), then a real
 in-process daemon (local backend) and its dashboard are started on 127.0.0.1. `/api/state`
 is fetched over HTTP, one request at a time. For the fan-out, a child process holds 50 SSE
 streams (it only counts frames, so the reader is not the bottleneck) while real
@@ -61,11 +62,14 @@ def seed(db_path: Path, agents: int, messages: int, approvals: int, pending: int
     schema.close()
     names = agent_names(agents)
     now = int(time.time())
+    for name in names:  # pending approvals of an agent without a state dir are reaped
+        for sub in ("config", "claude", "state"):
+            (db_path.parent / "agents" / name / sub).mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(db_path)
     with conn:
         conn.executemany(
-            "INSERT INTO agents (name, role, state, created_at) VALUES (?, 'agent', ?, ?)",
-            [(n, "running" if i % 10 else "stopped", now - 86400) for i, n in enumerate(names)],
+            "INSERT INTO agents (name, role, state, created_at) VALUES (?, 'agent', 'stopped', ?)",
+            [(n, now - 86400) for n in names],
         )
         conn.execute(
             "INSERT INTO agents (name, role, state, created_at) VALUES"
