@@ -12,7 +12,8 @@ from hivetest import DaemonProcess
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     """A started `hive-c0re serve` on the local backend, stopped after the test."""
-    proc = DaemonProcess(tmp_path)
+    # Sockets only: the tests drive the agents' sockets themselves, no harness pops messages.
+    proc = DaemonProcess(tmp_path, HYPERHIVE_HARNESS="false")
     proc.start()
     yield proc
     proc.stop()
