@@ -10,6 +10,8 @@ import aiohttp
 import pytest
 from dashsupport import Dash, until
 from hivetest import drain
+from hyperhive.dashboard.app import FANOUT
+from hyperhive.dashboard.stream import RESYNC, STREAM_QUEUE
 from hyperhive.lifecycle.names import agent_port
 
 
@@ -19,7 +21,10 @@ async def get_json(url: str) -> tuple[int, Any]:
 
 
 async def post(
-    dash: Dash, path: str, data: dict[str, str] | None = None, **headers: str
+    dash: Dash,
+    path: str,
+    data: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     async with (
         aiohttp.ClientSession() as s,
@@ -104,7 +109,7 @@ async def test_shutdown_ends_open_streams_promptly(dash: Dash) -> None:
 )
 async def test_cross_origin_posts_are_refused(dash: Dash, headers: dict[str, str]) -> None:
     await dash.hive.lifecycle.spawn("alice")
-    status, body = await post(dash, "/destroy/alice", **headers)
+    status, body = await post(dash, "/destroy/alice", headers=headers)
     assert status == 403
     assert "cross-origin" in body["error"]
     assert dash.hive.registry.get("alice").live
@@ -113,9 +118,8 @@ async def test_cross_origin_posts_are_refused(dash: Dash, headers: dict[str, str
 async def test_same_origin_posts_are_accepted(dash: Dash) -> None:
     await dash.hive.lifecycle.spawn("alice")
     host = dash.url.removeprefix("http://")
-    status, body = await post(
-        dash, "/kill/alice", Origin=dash.url, Host=host, **{"Sec-Fetch-Site": "same-origin"}
-    )
+    headers = {"Origin": dash.url, "Host": host, "Sec-Fetch-Site": "same-origin"}
+    status, body = await post(dash, "/kill/alice", headers=headers)
     assert (status, body["message"]) == (200, "alice stopped")
     assert dash.hive.registry.get("alice").state == "stopped"
 
@@ -269,3 +273,40 @@ async def test_spawn_approval_has_no_diff(dash: Dash) -> None:
     assert (status, body["diff"]) == (200, "")
     status, _ = await get_json(f"{dash.url}/api/diff/999")
     assert status == 404
+
+
+def fake_row(i: int) -> dict[str, Any]:
+    """A message change as the broker publishes it (RecentRow by alias)."""
+    return {"id": i, "from": "manager", "to": "operator", "body": f"b{i}", "sent_at": 0}
+
+
+async def test_a_stream_that_falls_behind_is_told_to_resync_not_buffered(dash: Dash) -> None:
+    fanout = dash.bound.runner.app[FANOUT]
+    lagging = fanout.add()
+    for i in range(STREAM_QUEUE + 10):
+        lagging.put(f"frame {i}".encode())
+    # the backlog was replaced by one resync; frames after it are still delivered
+    assert lagging.queue.qsize() == 10
+    chunk = await lagging.next_chunk()
+    assert chunk is not None
+    assert chunk.startswith(RESYNC + f"frame {STREAM_QUEUE + 1}".encode())
+    assert lagging.resyncs == 1
+
+
+async def test_the_fanout_resubscribes_when_the_hub_drops_it(dash: Dash) -> None:
+    hub = dash.hive.hub
+    async with aiohttp.ClientSession() as s, s.get(dash.url + "/dashboard/stream") as stream:
+        await stream.content.readline()
+        for i in range(1, 10_100):  # more than the hub queue holds, with no await between
+            hub.publish("message", fake_row(i))
+        seen_resync = False
+        async with asyncio.timeout(30):
+            while not seen_resync:
+                seen_resync = (await stream.content.readline()).startswith(b"event: resync")
+        marker = hub.publish("message", fake_row(99_999))
+        frames: list[dict[str, Any]] = []
+        while not any(f["seq"] == marker.seq for f in frames):
+            frames += await read_frames(stream, 1)
+    _, snap = await get_json(dash.url + "/api/state")
+    assert snap["seq"] == marker.seq
+    assert snap["messages"][-1]["body"] == "b99999"
