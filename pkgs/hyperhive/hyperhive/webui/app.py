@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,7 +63,11 @@ def trim(value: Any, cap: int = STRING_CAP) -> Any:
 
 def event_json(event: Event) -> dict[str, Any]:
     """An event as the browser gets it."""
-    return {"id": event.id, "ts": event.ts, "kind": event.kind, "payload": trim(event.payload)}
+    payload = event.payload
+    if "tool_use_result" in payload:
+        # claude repeats each tool result there; the page reads message.content only.
+        payload = {k: v for k, v in payload.items() if k != "tool_use_result"}
+    return {"id": event.id, "ts": event.ts, "kind": event.kind, "payload": trim(payload)}
 
 
 def cross_origin(request: web.Request) -> str | None:
@@ -149,6 +154,7 @@ async def api_state(request: web.Request) -> web.Response:
     snap = request.app[CONTROLS].snapshot()
     snap["role"] = harness.role.value
     snap["store"] = harness.store is not None
+    snap["now"] = time.time()  # the page measures "thinking · N s" against this clock
     return web.json_response(snap)
 
 

@@ -1,0 +1,45 @@
+"""Web UI pieces that need no server: model names, the port rule, the import boundary."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import hyperhive
+import pytest
+from hyperhive.errors import InvalidRequest
+from hyperhive.webui.control import validate_model
+from hyperhive.webui.server import port_from_name
+
+PKG = Path(hyperhive.__file__).parent
+
+
+def test_model_names_claude_takes() -> None:
+    for good in ("haiku", "sonnet", "opus", "fable", "claude-sonnet-4-5", "claude-opus-4-1[1m]"):
+        assert validate_model(good) == good
+    for bad in ("", "sonet", "gpt-4", "claude-", "haiku; rm -rf /", "../model"):
+        with pytest.raises(InvalidRequest, match="unknown model"):
+            validate_model(bad)
+
+
+def test_the_web_ui_imports_only_the_container_boundary() -> None:
+    allowed = {"wire", "settings", "errors", "db", "harness", "webui", "http"}
+    for path in (PKG / "webui").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            used = {n.split(".")[1] for n in names if n.startswith("hyperhive.")}
+            assert used <= allowed, (path, used)
+
+
+def test_port_from_name_follows_spec_3() -> None:
+    assert port_from_name("manager") == 8000
+    # 8100 + fnv1a32("alice") % 900, computed by hand from the FNV-1a definition
+    h = 2166136261
+    for byte in b"alice":
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    assert port_from_name("alice") == 8100 + h % 900
+    assert all(8100 <= port_from_name(n) < 9000 for n in ("a", "bob", "zz-top-99"))

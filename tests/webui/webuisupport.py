@@ -1,0 +1,98 @@
+"""A real harness (in-process daemon, real claude against the API stand-in) with its web UI
+served on 127.0.0.1:0, for the web UI tests."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from harness.support import Running, harness_settings, running_harness, spawn_quiet
+from hivetest import call, running_hive
+from hyperhive.http import serve_app
+from hyperhive.webui.app import create_app
+from standin.api import StandIn
+
+
+@dataclass
+class LiveUI:
+    """A running harness and the URL of its web UI."""
+
+    url: str
+    run: Running
+    host: Path
+    socket: Path
+    name: str
+
+    @property
+    def key(self) -> str:
+        """The API key this harness's claude uses (the stand-in's script key)."""
+        return self.run.key
+
+    async def send(self, body: str) -> int:
+        """A message from the operator through the broker (host socket)."""
+        reply = await call(self.host, "send", to=self.name, body=body)
+        assert reply["kind"] == "ok", reply
+        return int(reply["ids"][0])
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        data: str | io.BytesIO | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """One HTTP request to the web UI; (status, JSON body)."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                method,
+                self.url + path,
+                json=body if data is None else None,
+                data=data,
+                headers=headers,
+            ) as resp,
+        ):
+            text = await resp.text()
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = {"text": text}
+            return resp.status, parsed
+
+
+@asynccontextmanager
+async def running_webui(
+    root: Path,
+    claude_bin: Path,
+    standin: StandIn,
+    *,
+    name: str = "alice",
+    logged_in: bool = True,
+    login_cmd: str | None = None,
+) -> AsyncIterator[LiveUI]:
+    """Daemon, agent ``name``, its harness with the turn loop running, and its web UI."""
+    # harness=False: the test runs the harness itself (the local backend must not).
+    async with running_hive(root / "hive", harness=False) as hive:
+        host = hive.settings.host_socket
+        sock = hive.settings.run_dir / "agents" / name / "mcp.sock"
+        await spawn_quiet(host, sock, name)
+        settings = harness_settings(root / name, name, sock, claude_bin)
+        if login_cmd is not None:
+            settings = settings.model_copy(update={"login_cmd": login_cmd})
+        async with running_harness(
+            root / name, name, sock, claude_bin, standin, settings, logged_in=logged_in
+        ) as run:
+            bound = await serve_app(
+                create_app(run.harness, inbox_interval=0.5), "127.0.0.1", 0, delays=[]
+            )
+            try:
+                yield LiveUI(bound.url, run, host, sock, name)
+            finally:
+                await bound.stop()
