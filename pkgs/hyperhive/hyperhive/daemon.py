@@ -13,7 +13,7 @@ from hyperhive.broker.service import Broker
 from hyperhive.db.connection import Database
 from hyperhive.db.schema import BROKER_MIGRATIONS
 from hyperhive.hub import Hub
-from hyperhive.lifecycle.backends import Backend, LocalBackend
+from hyperhive.lifecycle.backends import Backend, make_backend
 from hyperhive.lifecycle.names import MANAGER, OPERATOR, AgentName
 from hyperhive.lifecycle.paths import AgentPaths
 from hyperhive.lifecycle.registry import Registry
@@ -21,21 +21,11 @@ from hyperhive.lifecycle.service import Lifecycle
 from hyperhive.lifecycle.store import Role
 from hyperhive.questions.service import QuestionService
 from hyperhive.retention import sweep_forever
-from hyperhive.settings import BackendKind, Settings
+from hyperhive.settings import Settings
 from hyperhive.sockets.dispatch import Dispatcher
 from hyperhive.sockets.server import Connection, Identity, SocketKind, SocketServer
 
 logger = logging.getLogger(__name__)
-
-
-def make_backend(settings: Settings) -> Backend:
-    """The configured container backend."""
-    if settings.backend is BackendKind.LOCAL:
-        return LocalBackend()
-    raise NotImplementedError(
-        f"backend {settings.backend.value!r} is not available in this version;"
-        " set HYPERHIVE_BACKEND=local"
-    )
 
 
 class Hive:
@@ -60,6 +50,7 @@ class Hive:
             self.unregister_socket,
         )
         self.approvals = Approvals(self.db, self.registry, self.broker, self.lifecycle, self.hub)
+        self.lifecycle.on_destroyed = self._fail_approvals_of
         self.dispatcher = Dispatcher(
             self.registry, self.broker, self.questions, self.lifecycle, self.approvals
         )
@@ -82,6 +73,9 @@ class Hive:
         server = self.sockets.pop(name, None)
         if server is not None:
             await server.stop()
+
+    async def _fail_approvals_of(self, name: str) -> None:
+        await self.approvals.fail_pending_for(name, "agent destroyed")
 
     async def _on_close(self, conn: Connection) -> None:
         if conn.unacked:
@@ -108,6 +102,10 @@ class Hive:
         self.sockets[""] = host
         await self.lifecycle.ensure_manager()
         await self.lifecycle.reconnect_all()
+        await self.approvals.reap_orphans()
+        await self.approvals.resume()
+        self._spawn_task(self._auto_update(), "auto-update")
+        self._spawn_task(self.lifecycle.watch_forever(self.approvals.reap_orphans), "crash-watch")
         self._spawn_task(self.questions.watch_deadlines(), "question-deadlines")
         self._spawn_task(sweep_forever(self.settings, self.broker), "retention-sweep")
         logger.info(
@@ -117,11 +115,18 @@ class Hive:
             AgentPaths.of(self.settings, MANAGER).socket,
         )
 
+    async def _auto_update(self) -> None:
+        rebuilt = await self.lifecycle.auto_update()
+        if rebuilt:
+            logger.info("auto_update rebuilt %s", ", ".join(rebuilt))
+
     async def stop(self) -> None:
         """Stop tasks, sockets and the backend, then close the database."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.approvals.close()
+        await self.lifecycle.close()
         for server in list(self.sockets.values()):
             await server.stop()
         self.sockets.clear()

@@ -72,6 +72,21 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(
         3600.0, gt=0, description="How often retention and events_vacuum run."
     )
+    crash_watch_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How often crash_watch compares containers with the agent table.",
+    )
+    stop_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How long a stopping harness or nspawn container gets before SIGKILL.",
+    )
+    harness: bool = Field(
+        True,
+        description="Start each agent's harness on the local backend (false: sockets only,"
+        " you drive the agents' sockets yourself).",
+    )
 
     @property
     def broker_db(self) -> Path:

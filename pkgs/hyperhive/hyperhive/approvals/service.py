@@ -1,22 +1,50 @@
-"""Approval requests and the operator's decisions (SPEC §8)."""
+"""Approval requests, the operator's decisions and the git tag flow (SPEC §8).
+
+apply_commit, in the agent's applied repo:
+- request: the sha is resolved in the proposed repo, fetched, tagged ``proposal/<id>``;
+- approve: ``approved/<id>``, fast-forward ``main``, rebuild; then ``deployed/<id>``, or
+  on a failed build an annotated ``failed/<id>`` with the build output's tail and
+  ``main`` reset to where it was;
+- deny: an annotated ``denied/<id>`` carrying the operator's note.
+So the applied repo's tags are the complete history of every decision.
+
+Events: the operator's decision (approved, denied, or failed for an orphan, a destroyed
+agent or a refused spawn) is one ``approval_resolved`` event to the manager, committed in
+the same transaction as the status change. Carrying an approval out runs in the
+background (approve returns at once; the dashboard shows the transient state) and
+reports its outcome separately: ``spawned``/``spawn_failed`` for a spawn,
+``rebuilt``/``deploy_failed`` for an apply_commit (whose row then turns ``failed``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import re
+import sqlite3
 import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
 
 from hyperhive.approvals import store
 from hyperhive.approvals.store import ApprovalKind, ApprovalStatus
+from hyperhive.broker import store as broker_store
 from hyperhive.broker.service import Broker
 from hyperhive.db.connection import Database
-from hyperhive.errors import Conflict, NotFound
+from hyperhive.errors import Conflict, HyperhiveError, InvalidRequest, NotFound
 from hyperhive.hub import Hub
-from hyperhive.lifecycle.names import MANAGER, validate_name
+from hyperhive.lifecycle import store as agent_store
+from hyperhive.lifecycle.backends import TAIL_LINES, BuildFailed
+from hyperhive.lifecycle.git import SHA_RE, GitError
+from hyperhive.lifecycle.names import MANAGER, SYSTEM, AgentName, validate_name
 from hyperhive.lifecycle.registry import Registry
 from hyperhive.lifecycle.service import Lifecycle
-from hyperhive.wire.responses import ApprovalInfo
+from hyperhive.wire.responses import ApprovalInfo, RecentRow
 
 logger = logging.getLogger(__name__)
+
+ORPHAN_NOTE = "agent state dir missing"
 
 
 class Approvals:
@@ -30,6 +58,12 @@ class Approvals:
         self._registry = registry
         self._broker = broker
         self._lifecycle = lifecycle
+        self._git = lifecycle.git
+        self._tasks: set[asyncio.Task[None]] = set()
+        # One deploy per agent at a time: two approved commits must not interleave.
+        self._deploy_locks: dict[str, asyncio.Lock] = {}
+
+    # -- reading -----------------------------------------------------------------------------
 
     def list_pending(self) -> list[ApprovalInfo]:
         """Pending approvals, oldest first."""
@@ -42,11 +76,39 @@ class Approvals:
             raise NotFound(f"no approval #{approval_id}")
         return info
 
+    async def diff(self, approval_id: int) -> str:
+        """Unified diff from what is deployed now to the approval's commit ("" for spawns)."""
+        info = self.get(approval_id)
+        if info.kind_ != ApprovalKind.APPLY_COMMIT or not info.fetched_sha:
+            return ""
+        applied = self._lifecycle.paths(validate_name(info.agent)).applied
+        if not (applied / ".git").exists():
+            return ""
+        return await self._git.out(
+            applied, "diff", "--no-color", "refs/heads/main", info.fetched_sha
+        )
+
     def _changed(self, approval_id: int) -> None:
         self._hub.publish("approval", self.get(approval_id).model_dump(by_alias=True))
 
+    async def reap_orphans(self) -> list[int]:
+        """Fail pending apply_commits whose agent's state dir disappeared; their ids."""
+        failed: list[int] = []
+        for info in self.list_pending():
+            if info.kind_ != ApprovalKind.APPLY_COMMIT:
+                continue
+            try:
+                root = self._lifecycle.paths(validate_name(info.agent)).root
+            except InvalidRequest:
+                continue
+            if not root.exists() and await self._decide(info, ApprovalStatus.FAILED, ORPHAN_NOTE):
+                failed.append(info.id)
+        return failed
+
+    # -- requests ------------------------------------------------------------------------------
+
     async def request_spawn(self, raw_name: str, description: str) -> int:
-        """Queue a spawn (or revive) for the operator."""
+        """Queue a spawn (or a revive of a kept agent) for the operator."""
         name = validate_name(raw_name)
         existing = self._registry.find(name)
         if existing is not None and existing.live:
@@ -63,65 +125,282 @@ class Approvals:
         self._changed(approval_id)
         return approval_id
 
+    async def request_apply_commit(self, raw_agent: str, commit_ref: str, description: str) -> int:
+        """Resolve a commit of the proposed repo, fetch and tag it, queue it for approval."""
+        name = validate_name(raw_agent)
+        record = self._registry.get(name)
+        if not record.live:
+            raise Conflict(f"agent {name!r} is destroyed; revive it before changing its config")
+        ref = commit_ref.strip().lower()
+        if not SHA_RE.fullmatch(ref):
+            raise InvalidRequest(
+                f"commit_ref {commit_ref[:64]!r} is not a commit sha: pass 7-40 hex digits"
+                " (git rev-parse HEAD in the proposed repo), not a branch or tag name"
+            )
+        paths = self._lifecycle.paths(name)
+        if not (paths.config / ".git").exists() or not (paths.applied / ".git").exists():
+            raise Conflict(f"agent {name!r} has no config repos yet; rebuild it first")
+        sha = await self._git.resolve_commit(paths.config, ref)
+        # A ref that merely looks like hex (a branch named "deadbeef") resolves to a sha
+        # that does not start with it: refuse it like any other branch name.
+        if sha is None or not sha.startswith(ref):
+            raise NotFound(
+                f"no commit {ref} in {name}'s proposed repo: commit your change in"
+                f" /agents/{name}/config first, then pass its sha"
+            )
+        await self._git.run(paths.applied, "fetch", "-q", "--no-tags", str(paths.config), sha)
+        now = int(time.time())
+        approval_id = await self._db.write(
+            lambda conn: store.insert_approval(
+                conn,
+                agent=name,
+                kind=ApprovalKind.APPLY_COMMIT,
+                description=description,
+                now=now,
+                commit_ref=ref,
+                fetched_sha=sha,
+            )
+        )
+        await self._git.tag(
+            paths.applied, f"proposal/{approval_id}", sha, description or f"proposal #{approval_id}"
+        )
+        self._changed(approval_id)
+        logger.info("apply_commit #%d for %s: %s", approval_id, name, sha)
+        return approval_id
+
+    # -- decisions -----------------------------------------------------------------------------
+
+    async def _decide(
+        self,
+        info: ApprovalInfo,
+        to: ApprovalStatus,
+        note: str | None = None,
+        *,
+        allowed_from: tuple[ApprovalStatus, ...] = (ApprovalStatus.PENDING,),
+        also: Callable[[sqlite3.Connection], object] | None = None,
+    ) -> bool:
+        """Resolve an approval and queue its one approval_resolved event, atomically.
+
+        The status change, the event to the manager (and `also`, e.g. the spawned agent's
+        row) commit in one transaction: a daemon killed at any instant leaves either
+        nothing or all of them, never a decision the manager is not told about.
+        """
+        now = int(time.time())
+        body = json.dumps(
+            {
+                "event": "approval_resolved",
+                "id": info.id,
+                "agent": info.agent,
+                "kind": info.kind_,
+                "status": to.value,
+                "note": note,
+            },
+            sort_keys=True,
+        )
+
+        def decide(conn: sqlite3.Connection) -> int | None:
+            if not store.transition(
+                conn, info.id, to=to, now=now, note=note, allowed_from=allowed_from
+            ):
+                return None
+            if also is not None:
+                also(conn)
+            return broker_store.insert_message(
+                conn, sender=SYSTEM, recipient=MANAGER, body=body, now=now
+            )
+
+        message_id = await self._db.write(decide)
+        if message_id is None:
+            return False
+        self._broker.notify(MANAGER)
+        row = RecentRow(
+            id=message_id,
+            sender=SYSTEM,
+            recipient=MANAGER,
+            body=body,
+            sent_at=now,
+            delivered=False,
+            acked=False,
+        )
+        self._hub.publish("message", row.model_dump(by_alias=True))
+        self._changed(info.id)
+        return True
+
     async def approve(self, approval_id: int) -> ApprovalInfo:
-        """Carry out a pending approval; approving twice acts once."""
+        """Approve; the spawn or deploy then runs in the background. Twice acts once."""
         info = self.get(approval_id)
         if info.status != ApprovalStatus.PENDING:
             raise Conflict(f"approval #{approval_id} is already {info.status}")
-        now = int(time.time())
-        claimed = await self._db.write(
-            lambda conn: store.transition(conn, approval_id, to=ApprovalStatus.APPROVED, now=now)
-        )
-        if not claimed:
-            raise Conflict(f"approval #{approval_id} was resolved meanwhile")
-        self._changed(approval_id)
+        name = validate_name(info.agent)
         if info.kind_ == ApprovalKind.SPAWN:
             try:
-                await self._lifecycle.spawn(info.agent)
-            except Exception as exc:
-                logger.exception("spawn of %s failed", info.agent)
-                await self._fail(approval_id, f"spawn failed: {exc}")
+                record, revived = self._lifecycle.spawn_record(name)
+            except HyperhiveError as exc:
+                note = f"spawn refused: {exc.message}"
+                await self._decide(info, ApprovalStatus.FAILED, note)
                 raise
+            # The agent's row (state spawning) commits with the decision: a restarted
+            # daemon finishes the spawn of every agent it finds in state spawning.
+            if not await self._decide(
+                info,
+                ApprovalStatus.APPROVED,
+                also=lambda conn: agent_store.upsert_agent(conn, record),
+            ):
+                raise Conflict(f"approval #{approval_id} was resolved meanwhile")
+            self._registry.remember(record)
+            self._background(self._finish_spawn(info, revived), f"approval-{approval_id}")
         else:
-            await self._fail(approval_id, "apply_commit needs the git flow (not built yet)")
-            raise Conflict("apply_commit approvals are not supported by this daemon yet")
-        await self._broker.system_event(
-            MANAGER, "approval_resolved", id=approval_id, agent=info.agent, status="approved"
-        )
+            if not await self._decide(info, ApprovalStatus.APPROVED):
+                raise Conflict(f"approval #{approval_id} was resolved meanwhile")
+            self._background(self._deploy(info), f"approval-{approval_id}")
         return self.get(approval_id)
 
     async def deny(self, approval_id: int, note: str | None) -> ApprovalInfo:
-        """Deny a pending approval with an optional note."""
+        """Deny a pending approval with an optional note (tagged denied/<id>)."""
         info = self.get(approval_id)
-        now = int(time.time())
-        denied = await self._db.write(
-            lambda conn: store.transition(
-                conn, approval_id, to=ApprovalStatus.DENIED, now=now, note=note
-            )
-        )
-        if not denied:
-            raise Conflict(f"approval #{approval_id} is already {info.status}")
-        self._changed(approval_id)
-        await self._broker.system_event(
-            MANAGER,
-            "approval_resolved",
-            id=approval_id,
-            agent=info.agent,
-            status="denied",
-            note=note,
-        )
+        if not await self._decide(info, ApprovalStatus.DENIED, note):
+            raise Conflict(f"approval #{approval_id} is already {self.get(approval_id).status}")
+        if info.kind_ == ApprovalKind.APPLY_COMMIT and info.fetched_sha:
+            applied = self._lifecycle.paths(validate_name(info.agent)).applied
+            try:
+                await self._git.tag(
+                    applied, f"denied/{approval_id}", info.fetched_sha, note or "denied"
+                )
+            except GitError:
+                logger.exception("tagging denied/%d failed", approval_id)
         return self.get(approval_id)
 
-    async def _fail(self, approval_id: int, note: str) -> None:
+    async def fail_pending_for(self, agent: str, note: str) -> list[int]:
+        """Fail every pending approval of `agent` (it was destroyed); their ids."""
+        failed: list[int] = []
+        for info in self.list_pending():
+            if info.agent == agent and await self._decide(info, ApprovalStatus.FAILED, note):
+                failed.append(info.id)
+        return failed
+
+    async def resume(self) -> list[int]:
+        """At startup: carry on approved apply_commits a killed daemon left undeployed."""
+        resumed: list[int] = []
+        approved = self._db.read(
+            lambda conn: store.list_with_status(
+                conn, ApprovalStatus.APPROVED, ApprovalKind.APPLY_COMMIT
+            )
+        )
+        for info in approved:
+            try:
+                applied = self._lifecycle.paths(validate_name(info.agent)).applied
+            except InvalidRequest:
+                continue
+            if not (applied / ".git").exists():
+                await self._fail(info.id, ORPHAN_NOTE)
+                continue
+            done = [
+                tag
+                for tag in (f"deployed/{info.id}", f"failed/{info.id}")
+                if await self._git.resolve_commit(applied, f"refs/tags/{tag}")
+            ]
+            if not done:
+                logger.info("approval #%d was approved but not deployed: deploying now", info.id)
+                self._background(self._deploy(info), f"approval-{info.id}")
+                resumed.append(info.id)
+        return resumed
+
+    # -- background work -----------------------------------------------------------------------
+
+    def _background(self, coro: Coroutine[object, object, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait_idle(self) -> None:
+        """Wait until approved spawns and deploys have finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel background work (daemon shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _finish_spawn(self, info: ApprovalInfo, revived: bool) -> None:
+        try:
+            await self._lifecycle.finish_spawn(AgentName(info.agent), revived)
+        except Exception as exc:  # noqa: BLE001 - a task boundary; finish_spawn logged it
+            # The decision was reported; the outcome goes out as finish_spawn's
+            # spawn_failed event, and the approval row says what happened.
+            detail = getattr(exc, "tail", None) or getattr(exc, "message", None) or repr(exc)
+            await self._fail(info.id, f"spawn failed: {detail}")
+
+    async def _deploy(self, info: ApprovalInfo) -> None:
+        name = validate_name(info.agent)
+        lock = self._deploy_locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            try:
+                await self._deploy_locked(info, name)
+            except Exception:
+                logger.exception("deploying approval #%d failed unexpectedly", info.id)
+                await self._fail(info.id, "internal error while deploying; see the daemon log")
+
+    async def _previous_main(self, applied: Path, approval_id: int) -> str:
+        """main before this approval's fast-forward (kept in the approved/<id> tag)."""
+        tag = f"approved/{approval_id}"
+        if await self._git.resolve_commit(applied, f"refs/tags/{tag}"):
+            message = await self._git.tag_message(applied, tag)
+            match = re.search(r"main was ([0-9a-f]{40})", message)
+            if match:
+                return match.group(1)
+        return await self._git.head(applied)
+
+    async def _deploy_locked(self, info: ApprovalInfo, name: AgentName) -> None:
+        sha = info.fetched_sha
+        assert sha is not None
+        applied = self._lifecycle.paths(name).applied
+        previous = await self._previous_main(applied, info.id)
+        await self._git.tag(applied, f"approved/{info.id}", sha, f"approved; main was {previous}")
+        if not await self._git.is_ancestor(applied, previous, sha):
+            note = (
+                f"{sha[:12]} is not a fast-forward of the deployed main ({previous[:12]}):"
+                f" merge /applied/{name} main into /agents/{name}/config, commit, and request"
+                " again"
+            )
+            await self._failed_deploy(info, applied, sha, note)
+            return
+        await self._git.run(applied, "merge", "-q", "--ff-only", sha)
+        try:
+            await self._lifecycle.rebuild(name)
+        except Exception as exc:  # noqa: BLE001 - any failure rolls main back; logged below
+            tail = exc.tail if isinstance(exc, BuildFailed) else str(getattr(exc, "message", exc))
+            tail = "\n".join(tail.splitlines()[-TAIL_LINES:]) or type(exc).__name__
+            logger.warning(
+                "approval #%d: build of %s failed; main back to %s", info.id, name, previous[:12]
+            )
+            await self._git.run(applied, "reset", "-q", "--hard", previous)
+            await self._failed_deploy(info, applied, sha, f"build failed:\n{tail}")
+            return
+        await self._git.tag(applied, f"deployed/{info.id}", sha)
+        logger.info("approval #%d deployed %s to %s", info.id, sha[:12], name)
+
+    async def _failed_deploy(self, info: ApprovalInfo, applied: Path, sha: str, note: str) -> None:
+        await self._git.tag(applied, f"failed/{info.id}", sha, note)
+        await self._fail(info.id, note)
+        await self._broker.system_event(
+            MANAGER, "deploy_failed", id=info.id, agent=info.agent, note=note
+        )
+
+    async def _fail(self, approval_id: int, note: str) -> bool:
+        """approved -> failed (the decision was already reported)."""
         now = int(time.time())
-        await self._db.write(
+        done = await self._db.write(
             lambda conn: store.transition(
                 conn,
                 approval_id,
                 to=ApprovalStatus.FAILED,
                 now=now,
                 note=note,
-                allowed_from=(ApprovalStatus.PENDING, ApprovalStatus.APPROVED),
+                allowed_from=(ApprovalStatus.APPROVED,),
             )
         )
-        self._changed(approval_id)
+        if done:
+            self._changed(approval_id)
+        return done

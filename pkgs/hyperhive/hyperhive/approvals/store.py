@@ -76,6 +76,17 @@ def list_pending(conn: sqlite3.Connection) -> list[ApprovalInfo]:
     return [_info(r) for r in rows]
 
 
+def list_with_status(
+    conn: sqlite3.Connection, status: ApprovalStatus, kind: ApprovalKind
+) -> list[ApprovalInfo]:
+    """Approvals of `kind` in `status`, oldest first."""
+    rows = conn.execute(
+        "SELECT * FROM approvals WHERE status = ? AND kind = ? ORDER BY id",
+        (status.value, kind.value),
+    )
+    return [_info(r) for r in rows]
+
+
 def list_recent(conn: sqlite3.Connection, limit: int) -> list[ApprovalInfo]:
     """The latest approvals of any status, newest first."""
     rows = conn.execute("SELECT * FROM approvals ORDER BY id DESC LIMIT ?", (limit,))

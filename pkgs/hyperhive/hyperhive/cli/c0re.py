@@ -124,7 +124,32 @@ VERBS: dict[str, tuple[str, list[tuple[str, dict[str, object]]], Build]] = {
     "kill": ("stop an agent", [("name", {})], lambda a: rq.Kill(name=a.name)),
     "start": ("start a stopped agent", [("name", {})], lambda a: rq.Start(name=a.name)),
     "restart": ("restart an agent", [("name", {})], lambda a: rq.Restart(name=a.name)),
-    "rebuild": ("reconcile an agent", [("name", {})], lambda a: rq.Rebuild(name=a.name)),
+    "rebuild": (
+        "reconcile an agent: build from its applied repo, stop, start",
+        [("name", {})],
+        lambda a: rq.Rebuild(name=a.name),
+    ),
+    "update": (
+        "rebuild an agent from its applied repo (the manager's name for rebuild)",
+        [("name", {})],
+        lambda a: rq.Update(name=a.name),
+    ),
+    "revive": (
+        "bring back a destroyed agent with its kept state and credentials",
+        [("name", {})],
+        lambda a: rq.Revive(name=a.name),
+    ),
+    "request-apply-commit": (
+        "queue a commit of an agent's proposed config repo for approval",
+        [
+            ("agent", {"help": "agent name"}),
+            ("commit", {"help": "commit sha (7-40 hex digits) in the proposed repo"}),
+            ("--description", {"default": ""}),
+        ],
+        lambda a: rq.RequestApplyCommit(
+            agent=a.agent, commit_ref=a.commit, description=a.description
+        ),
+    ),
     "destroy": (
         "remove an agent's container (state is kept unless --purge)",
         [

@@ -1,71 +1,220 @@
-"""Container backends behind one interface (SPEC §10)."""
+"""Container backends behind one interface (SPEC §10), and what they share.
+
+- ``nixos``: nixos-container plus the conf rewriting (production, `nixos.py`).
+- ``nspawn``: plain systemd-nspawn over the host's /usr, supervised here (`nspawn.py`).
+- ``local``: no isolation, each harness a child process (`local.py`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Protocol
 
+from hyperhive.errors import HyperhiveError
+from hyperhive.lifecycle.names import MANAGER, agent_port
 from hyperhive.lifecycle.paths import AgentPaths
+from hyperhive.lifecycle.repos import AGENT_NIX, AgentConfig, read_agent_nix
+from hyperhive.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+# Taken from the daemon's own environment into every harness when set: how tests and
+# API-key users run. Their values are never logged.
+PASS_THROUGH = (
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "DISABLE_AUTOUPDATER",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+    "HYPERHIVE_CLAUDE_BIN",
+    "HIVE_DEFAULT_MODEL",
+    "HYPERHIVE_RATE_LIMIT_SLEEP",
+    "HYPERHIVE_LOGIN_CMD",
+)
+
+# Inside a container (SPEC §3).
+HIVE_DIR = "/run/hive"
+STATE_DIR = "/state"
+CLAUDE_DIR = "/root/.claude"
+AGENTS_DIR = "/agents"
+APPLIED_DIR = "/applied"
+
+JOURNAL_MAX_LINES = 5000
+# Lines of build output kept in a failed/<id> tag and the approval's note.
+TAIL_LINES = 40
+
+
+class BuildFailed(HyperhiveError):
+    """Building an agent's system failed; `tail` is the end of the build output."""
+
+    status = 409
+
+    def __init__(self, message: str, tail: str) -> None:
+        super().__init__(message)
+        self.tail = tail
+
 
 class Backend(Protocol):
-    """What the lifecycle service needs from a way of running agents."""
+    """What the lifecycle service needs from a way of running agents.
+
+    Every method takes the paths of a validated name. ``stop`` and ``start`` are
+    idempotent; ``build`` may take minutes (nixos) and raises BuildFailed.
+    """
 
     name: str
 
+    async def build(self, paths: AgentPaths) -> AgentConfig:
+        """Build the agent from its applied repo (creating the container on first use)."""
+        ...
+
     async def start(self, paths: AgentPaths) -> None:
-        """Start the agent's container (or process); idempotent."""
+        """Start the agent's container (or process)."""
+        ...
 
     async def stop(self, paths: AgentPaths) -> None:
-        """Stop it; idempotent."""
+        """Stop it."""
+        ...
 
-    def is_running(self, paths: AgentPaths) -> bool:
+    async def remove(self, paths: AgentPaths) -> None:
+        """Stop it and remove the container itself (not the agent's trees)."""
+        ...
+
+    async def is_running(self, paths: AgentPaths) -> bool:
         """Whether it runs now."""
+        ...
+
+    async def adopt(self, paths: AgentPaths) -> bool:
+        """At daemon start: take over what a previous daemon left running; True if it runs."""
+        ...
 
     async def journal(self, paths: AgentPaths, lines: int) -> list[str]:
-        """The last `lines` log lines of the agent's harness (journalctl -M on nixos)."""
+        """The last `lines` log lines of the agent's harness."""
+        ...
 
     async def close(self) -> None:
-        """Stop everything this backend supervises (daemon shutdown)."""
+        """Daemon shutdown: stop what this backend supervises itself."""
+        ...
 
 
-class LocalBackend:
-    """No isolation: the zero-setup default for trying hyperhive on one machine.
+def passed_through(source: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The PASS_THROUGH variables set in `source` (default: this process's environment)."""
+    env = os.environ if source is None else source
+    return {key: env[key] for key in PASS_THROUGH if env.get(key)}
 
-    At this stage the backend only tracks which agents are started; harness processes are
-    supervised here once the harness exists.
+
+def claude_binary(env: Mapping[str, str]) -> str:
+    """The claude CLI the harness should run: HYPERHIVE_CLAUDE_BIN or claude on PATH."""
+    configured = env.get("HYPERHIVE_CLAUDE_BIN") or "claude"
+    found = shutil.which(configured, path=env.get("PATH"))
+    return found or configured
+
+
+def harness_environment(
+    settings: Settings, paths: AgentPaths, *, inside: bool, source: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The harness's environment contract (docs/turn-loop.md, HarnessSettings).
+
+    `inside` = the harness runs in a container with the SPEC §3 layout; otherwise the
+    host paths are used directly (local backend).
     """
+    base = os.environ if source is None else source
+    config = read_agent_nix(paths.applied / AGENT_NIX) if paths.name != MANAGER else AgentConfig()
+    if inside:
+        hive, state, home = Path(HIVE_DIR), Path(STATE_DIR), Path("/root")
+    else:
+        hive, state, home = paths.socket_dir, paths.state, paths.root / "home"
+    env: dict[str, str] = {
+        "PATH": base.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": str(home),
+        "LANG": base.get("LANG", "C.UTF-8"),
+        "HYPERHIVE_AGENT_NAME": paths.name,
+        "HYPERHIVE_SOCKET": str(hive / "mcp.sock"),
+        "HYPERHIVE_HIVE_DIR": str(hive),
+        "HYPERHIVE_STATE_DIR": str(state),
+        "HYPERHIVE_EVENTS_DB": str(state / "hyperhive-events.sqlite"),
+        "HYPERHIVE_MODEL_FILE": str(state / "hyperhive-model"),
+        "HYPERHIVE_WORK_DIR": str(state),
+        "HYPERHIVE_OPERATOR_PRONOUNS": settings.operator_pronouns,
+        "HYPERHIVE_EXTRA_MCP_SERVERS": "{}",
+        "HYPERHIVE_WEB_HOST": "127.0.0.1",
+        "HYPERHIVE_WEB_PORT": str(agent_port(paths.name)),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(passed_through(base))
+    if config.model:
+        env["HIVE_DEFAULT_MODEL"] = config.model
+    env["HYPERHIVE_CLAUDE_BIN"] = claude_binary(base)
+    if not inside:
+        env["CLAUDE_CONFIG_DIR"] = str(paths.claude)
+        home.mkdir(parents=True, exist_ok=True)
+    return env
 
-    name = "local"
 
-    def __init__(self) -> None:
-        self._running: set[str] = set()
-        logger.warning(
-            "backend 'local': agents run as plain processes on this machine, NOT isolated"
-            " from it or from each other; use the nspawn or nixos backend for containment"
+def harness_argv(python: str, paths: AgentPaths) -> list[str]:
+    """How a harness is started: this interpreter, the harness module, the role."""
+    role = "manager" if paths.name == MANAGER else "agent"
+    return [python, "-m", "hyperhive.cli.harness", "--role", role, "serve"]
+
+
+def tail_file(path: Path, lines: int) -> list[str]:
+    """The last `lines` lines of a log file (empty if there is none)."""
+    lines = max(1, min(lines, JOURNAL_MAX_LINES))
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 256 * lines))
+            data = handle.read()
+    except OSError:
+        return []
+    return data.decode(errors="replace").splitlines()[-lines:]
+
+
+async def build_from_repo(paths: AgentPaths) -> AgentConfig:
+    """The local and nspawn "build": check the applied agent.nix, read what we need from it.
+
+    There is no Nix system to build without Nix, but a syntax error is still refused
+    with nix-instantiate's own message when `nix-instantiate` is on PATH.
+    """
+    agent_nix = paths.applied / AGENT_NIX
+    if paths.name == MANAGER:
+        return AgentConfig()
+    if not agent_nix.is_file():
+        raise BuildFailed(
+            f"{paths.name}: the applied repo has no {AGENT_NIX}",
+            f"{agent_nix} is missing: commit an agent.nix to the proposed repo",
         )
+    checker = shutil.which("nix-instantiate")
+    if checker is not None:
+        proc = await asyncio.create_subprocess_exec(
+            checker, "--store", "dummy://", "--parse", str(agent_nix),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await proc.communicate()
+        if proc.returncode != 0:
+            tail = "\n".join(err.decode(errors="replace").splitlines()[-TAIL_LINES:])
+            raise BuildFailed(f"{paths.name}: {AGENT_NIX} does not parse", tail)
+    return read_agent_nix(agent_nix)
 
-    async def start(self, paths: AgentPaths) -> None:
-        """Mark the agent started."""
-        self._running.add(paths.name)
 
-    async def stop(self, paths: AgentPaths) -> None:
-        """Mark the agent stopped."""
-        self._running.discard(paths.name)
+def make_backend(settings: Settings) -> Backend:
+    """The configured container backend."""
+    from hyperhive.settings import BackendKind
 
-    def is_running(self, paths: AgentPaths) -> bool:
-        """Whether start was called last."""
-        return paths.name in self._running
+    if settings.backend is BackendKind.LOCAL:
+        from hyperhive.lifecycle.local import LocalBackend
 
-    async def journal(self, paths: AgentPaths, lines: int) -> list[str]:
-        """The tail of the harness log file, if there is one."""
-        log = paths.root / "harness.log"
-        if not log.exists():
-            return []
-        return log.read_text(errors="replace").splitlines()[-lines:]
+        return LocalBackend(settings)
+    if settings.backend is BackendKind.NSPAWN:
+        from hyperhive.lifecycle.nspawn import NspawnBackend
 
-    async def close(self) -> None:
-        """Nothing to stop yet."""
-        self._running.clear()
+        return NspawnBackend(settings)
+    from hyperhive.lifecycle.nixos import NixosBackend
+
+    return NixosBackend(settings)

@@ -50,6 +50,12 @@ class Registry:
         self._hub.publish("agent", record.as_json())
         return record
 
+    def remember(self, record: AgentRecord) -> AgentRecord:
+        """Cache and publish a record the caller already committed in its own transaction."""
+        self._agents[record.name] = record
+        self._hub.publish("agent", record.as_json())
+        return record
+
     async def add(
         self, name: str, role: Role, allowed_recipients: list[str] | None = None
     ) -> AgentRecord:

@@ -1,17 +1,30 @@
-"""Agent verbs: spawn, kill, start, restart, rebuild, destroy, purge (SPEC §10)."""
+"""Agent verbs (SPEC §10): spawn, revive, kill, start, restart, rebuild, destroy, purge.
+
+Every state change goes through the Registry (which publishes it on the hub); while a
+verb runs, the agent shows its transient state (spawning, starting, ...). Verbs on one
+agent run one at a time (a lock per name); crash_watch leaves an agent alone while a
+verb holds its lock.
+
+Architecture Invariant: a name reaches `paths()` only after `validate_name` (or it is
+the manager's fixed name).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 
-from hyperhive.approvals import store as approvals_store
 from hyperhive.broker.service import Broker
 from hyperhive.db.connection import Database
 from hyperhive.errors import Conflict, Forbidden, NotFound
-from hyperhive.lifecycle.backends import Backend
+from hyperhive.lifecycle import repos
+from hyperhive.lifecycle.backends import Backend, BuildFailed
+from hyperhive.lifecycle.git import Git
 from hyperhive.lifecycle.names import MANAGER, AgentName, agent_port, validate_name
 from hyperhive.lifecycle.paths import AgentPaths
 from hyperhive.lifecycle.registry import Registry
@@ -22,6 +35,25 @@ logger = logging.getLogger(__name__)
 
 SocketHook = Callable[[AgentName, Role], Awaitable[None]]
 UnhookSocket = Callable[[AgentName], Awaitable[None]]
+DestroyHook = Callable[[str], Awaitable[None]]
+
+KICK_STARTED = "you were just started — your notes are in /state; check your inbox with recv"
+KICK_RESTARTED = "you were just restarted — your notes are in /state, your session continues"
+KICK_REBUILT = (
+    "you were just rebuilt with your applied config — your notes are in /state,"
+    " your session continues"
+)
+
+# States in which the agent is meant to run (a daemon restart brings it back).
+MEANT_TO_RUN = frozenset(
+    {
+        AgentState.SPAWNING,
+        AgentState.STARTING,
+        AgentState.RUNNING,
+        AgentState.RESTARTING,
+        AgentState.REBUILDING,
+    }
+)
 
 
 class Lifecycle:
@@ -42,125 +74,333 @@ class Lifecycle:
         self._registry = registry
         self._broker = broker
         self.backend = backend
+        self.git = Git(settings.git)
         self._register_socket = register_socket
         self._unregister_socket = unregister_socket
+        # Set by the daemon: fails the agent's pending approvals (through Approvals).
+        self.on_destroyed: DestroyHook | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._logged_in: dict[str, bool] = {}
+        self._fresh: set[str] = set()
+        self._stale_told: dict[str, str] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
 
     def paths(self, name: AgentName) -> AgentPaths:
         """Host paths of an agent."""
         return AgentPaths.of(self._settings, name)
 
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    def busy(self, name: str) -> bool:
+        """Whether a verb is running on `name` now."""
+        lock = self._locks.get(name)
+        return lock is not None and lock.locked()
+
+    def _background(self, coro: Coroutine[object, object, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait_idle(self) -> None:
+        """Wait for background verbs (spawns approved from the dashboard) to finish."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel background verbs (daemon shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     def _port_conflict(self, name: AgentName) -> AgentRecord | None:
         port = agent_port(name)
         for other in self._registry.all():
-            if other.live and other.name != name and agent_port(other.name) == port:
+            if other.name != name and agent_port(other.name) == port:
                 return other
         return None
 
+    def _named(self, raw_name: str, *, caller: str | None = None) -> AgentName:
+        name = MANAGER if raw_name == MANAGER else validate_name(raw_name)
+        if caller == MANAGER and name == MANAGER:
+            raise Forbidden("the manager cannot kill, start, restart or rebuild itself")
+        return name
+
+    def _live(self, name: AgentName) -> AgentRecord:
+        record = self._registry.get(name)
+        if not record.live:
+            raise Conflict(f"agent {name!r} is destroyed (state kept); revive it first")
+        return record
+
+    def is_stale(self, name: str) -> bool:
+        """Whether the agent was last built from another hyperhive flake than the current."""
+        if name == MANAGER:
+            return False
+        record = repos.deployed_record(self.paths(AgentName(name)))
+        return bool(record) and record.get("flake_ref", "") != self._settings.flake_ref
+
+    def logged_in(self, name: str) -> bool:
+        """Whether the agent has claude credentials (or an API key is passed through)."""
+        if os.environ.get("ANTHROPIC_API_KEY"):
+            return True
+        return (self.paths(AgentName(name)).claude / ".credentials.json").is_file()
+
+    # -- startup -----------------------------------------------------------------------------
+
     async def ensure_manager(self) -> None:
-        """Register the manager (and its socket) if it is not yet known."""
+        """Register the manager (socket, state dirs) and make sure it runs."""
         paths = self.paths(MANAGER)
         paths.create()
         record = self._registry.find(MANAGER)
         if record is None:
-            await self._registry.add(MANAGER, Role.MANAGER)
+            record = await self._registry.add(MANAGER, Role.MANAGER)
         await self._register_socket(MANAGER, Role.MANAGER)
-        await self.backend.start(paths)
+        self._logged_in[MANAGER] = self.logged_in(MANAGER)
+        if record.state is AgentState.STOPPED:
+            return
+        try:
+            if not await self.backend.adopt(paths):
+                await self.backend.start(paths)
+        except Exception:
+            logger.exception("the manager could not be started")
+            await self._registry.set_state(MANAGER, AgentState.FAILED)
+            return
         await self._registry.set_state(MANAGER, AgentState.RUNNING)
 
     async def reconnect_all(self) -> None:
-        """At startup: give every live agent its socket back and start it."""
+        """At startup: reconcile the agent table with what really runs.
+
+        Agents meant to run get their socket back and are adopted or started; stopped
+        ones are stopped if something still runs; a destroy cut short is finished.
+        """
         for record in self._registry.all():
             if not record.live or record.name == MANAGER:
                 continue
             name = AgentName(record.name)
+            paths = self.paths(name)
+            self._logged_in[name] = self.logged_in(name)
+            if record.state is AgentState.DESTROYING:
+                await self._destroy_locked(name, record, purge=False)
+                continue
             await self._register_socket(name, record.role)
-            if record.state is not AgentState.STOPPED:
-                await self.backend.start(self.paths(name))
-                await self._registry.set_state(name, AgentState.RUNNING)
+            try:
+                running = await self.backend.adopt(paths)
+                if record.state in (AgentState.STOPPED, AgentState.STOPPING):
+                    if running:
+                        await self.backend.stop(paths)
+                    await self._registry.set_state(name, AgentState.STOPPED)
+                elif record.state is AgentState.FAILED:
+                    if running:
+                        await self._registry.set_state(name, AgentState.RUNNING)
+                elif record.state is AgentState.SPAWNING and not (paths.applied / ".git").exists():
+                    await self.finish_spawn(name, revived=False)
+                else:
+                    if not running:
+                        await self.backend.start(paths)
+                        await self._broker.kick_agent(name, KICK_STARTED)
+                    await self._registry.set_state(name, AgentState.RUNNING)
+            except Exception:
+                logger.exception("%s: could not be brought back at startup", name)
+                await self._registry.set_state(name, AgentState.FAILED)
 
-    async def spawn(self, raw_name: str) -> AgentRecord:
-        """Create and start an agent (reusing kept state if it was destroyed)."""
+    async def auto_update(self) -> list[str]:
+        """Rebuild every agent built from another hyperhive flake revision; their names."""
+        rebuilt: list[str] = []
+        for record in self._registry.all():
+            if record.live and record.name != MANAGER and self.is_stale(record.name):
+                logger.info("%s: built from another hyperhive revision; rebuilding", record.name)
+                try:
+                    await self.rebuild(record.name)
+                    rebuilt.append(record.name)
+                except Exception:
+                    logger.exception("auto_update of %s failed", record.name)
+        return rebuilt
+
+    # -- spawn / revive ----------------------------------------------------------------------
+
+    def spawn_record(self, raw_name: str) -> tuple[AgentRecord, bool]:
+        """Check a spawn may happen; (the record to store in state spawning, revived)."""
         name = validate_name(raw_name)
         existing = self._registry.find(name)
         if existing is not None and existing.live:
             raise Conflict(f"agent {name!r} already exists ({existing.state})")
         clash = self._port_conflict(name)
         if clash is not None:
+            kept = "" if clash.live else " (destroyed, state kept: purge it to free the port)"
             raise Conflict(
                 f"agent {name!r} would get web UI port {agent_port(name)}, already used by"
-                f" agent {clash.name!r}; rename one of them"
+                f" agent {clash.name!r}{kept}; rename one of them"
             )
-        paths = self.paths(name)
-        paths.create()
-        revived = existing is not None
-        await self._registry.add(name, Role.AGENT)
-        await self._register_socket(name, Role.AGENT)
-        await self.backend.start(paths)
-        record = await self._registry.set_state(name, AgentState.RUNNING)
-        await self._broker.system_event(MANAGER, "spawned", agent=name, revived=revived)
-        await self._broker.kick_agent(
-            name,
-            "you were just started — your notes are in /state; check your inbox with recv",
+        if self.busy(name):
+            raise Conflict(f"agent {name!r} is busy; try again in a moment")
+        record = AgentRecord(
+            name=name,
+            role=Role.AGENT,
+            state=AgentState.SPAWNING,
+            created_at=int(time.time()),
+            allowed_recipients=list(existing.allowed_recipients) if existing else [],
         )
+        return record, existing is not None
+
+    async def begin_spawn(self, raw_name: str) -> tuple[AgentRecord, bool]:
+        """Check and register a spawn (state spawning); (record, revived)."""
+        record, revived = self.spawn_record(raw_name)
+        return await self._registry.save(record), revived
+
+    async def spawn(self, raw_name: str) -> AgentRecord:
+        """Create and start an agent; a destroyed one is revived with its kept state."""
+        record, revived = await self.begin_spawn(raw_name)
+        return await self.finish_spawn(AgentName(record.name), revived)
+
+    async def revive(self, raw_name: str) -> AgentRecord:
+        """Bring back a destroyed (kept) agent with its state and credentials."""
+        name = validate_name(raw_name)
+        existing = self._registry.get(name)
+        if existing.live:
+            raise Conflict(f"agent {name!r} is not destroyed ({existing.state}); nothing to revive")
+        return await self.spawn(name)
+
+    async def spawn_in_background(self, raw_name: str) -> AgentRecord:
+        """Register the spawn now (state spawning) and do the rest in the background."""
+        record, revived = await self.begin_spawn(raw_name)
+        name = AgentName(record.name)
+
+        async def run() -> None:
+            with contextlib.suppress(Exception):  # logged and recorded by finish_spawn
+                await self.finish_spawn(name, revived)
+
+        self._background(run(), f"spawn-{name}")
+        return record
+
+    async def finish_spawn(self, name: AgentName, revived: bool) -> AgentRecord:
+        async with self._lock(name):
+            paths = self.paths(name)
+            try:
+                paths.create()
+                await repos.seed(
+                    self.git, paths, self._settings.agent_template_dir, self._pronouns()
+                )
+                await repos.ensure_identity(self.git, paths, self._pronouns())
+                config = await self.backend.build(paths)
+                await self._registry.set_allowed_recipients(name, config.allowed_recipients)
+                await self._register_socket(name, Role.AGENT)
+                await self.backend.start(paths)
+                repos.write_deployed_record(
+                    paths, self._settings.flake_ref, await self.git.head(paths.applied)
+                )
+            except Exception as exc:
+                logger.exception("spawn of %s failed", name)
+                await self._registry.set_state(name, AgentState.FAILED)
+                detail = exc.tail if isinstance(exc, BuildFailed) else str(exc)
+                await self._broker.system_event(
+                    MANAGER, "spawn_failed", agent=name, error=detail[-2000:]
+                )
+                raise
+            self._fresh.add(name)
+            record = await self._registry.set_state(name, AgentState.RUNNING)
+        await self._broker.system_event(MANAGER, "spawned", agent=name, revived=revived)
+        await self._broker.kick_agent(name, KICK_STARTED)
         logger.info("spawned %s%s", name, " (revived)" if revived else "")
         return record
 
-    def _live(self, raw_name: str, *, caller: str | None = None) -> AgentRecord:
-        name = validate_name(raw_name) if raw_name != MANAGER else MANAGER
-        if caller == MANAGER and name == MANAGER:
-            raise Forbidden("the manager cannot kill, start or restart itself")
-        record = self._registry.get(name)
-        if not record.live:
-            raise Conflict(f"agent {name!r} is destroyed; revive it first")
-        return record
+    def _pronouns(self) -> str | None:
+        return self._settings.operator_pronouns or None
+
+    # -- kill / start / restart / rebuild -------------------------------------------------------
 
     async def kill(self, raw_name: str, *, caller: str | None = None) -> AgentRecord:
         """Stop an agent's container; it keeps its socket and queue."""
-        record = self._live(raw_name, caller=caller)
-        name = AgentName(record.name)
-        await self._registry.set_state(name, AgentState.STOPPING)
-        await self.backend.stop(self.paths(name))
+        name = self._named(raw_name, caller=caller)
+        async with self._lock(name):
+            self._live(name)
+            await self._registry.set_state(name, AgentState.STOPPING)
+            await self.backend.stop(self.paths(name))
+            record = await self._registry.set_state(name, AgentState.STOPPED)
         await self._broker.system_event(MANAGER, "killed", agent=name)
-        return await self._registry.set_state(name, AgentState.STOPPED)
+        return record
 
     async def start(self, raw_name: str, *, caller: str | None = None) -> AgentRecord:
-        """Start a stopped agent."""
-        record = self._live(raw_name, caller=caller)
-        name = AgentName(record.name)
-        await self._registry.set_state(name, AgentState.STARTING)
-        await self.backend.start(self.paths(name))
-        await self._broker.kick_agent(
-            name, "you were just started — your notes are in /state, your session continues"
-        )
-        return await self._registry.set_state(name, AgentState.RUNNING)
+        """Start a stopped (or crashed) agent."""
+        name = self._named(raw_name, caller=caller)
+        async with self._lock(name):
+            before = self._live(name).state
+            await self._registry.set_state(name, AgentState.STARTING)
+            try:
+                await self.backend.start(self.paths(name))
+            except Exception:
+                await self._registry.set_state(name, before)
+                raise
+            record = await self._registry.set_state(name, AgentState.RUNNING)
+        await self._broker.kick_agent(name, KICK_STARTED)
+        return record
 
     async def restart(self, raw_name: str, *, caller: str | None = None) -> AgentRecord:
         """Stop and start an agent."""
-        record = self._live(raw_name, caller=caller)
-        name = AgentName(record.name)
-        await self._registry.set_state(name, AgentState.RESTARTING)
-        paths = self.paths(name)
-        await self.backend.stop(paths)
-        await self.backend.start(paths)
-        await self._broker.kick_agent(
-            name, "you were just restarted — your notes are in /state, your session continues"
-        )
-        return await self._registry.set_state(name, AgentState.RUNNING)
+        name = self._named(raw_name, caller=caller)
+        async with self._lock(name):
+            self._live(name)
+            await self._registry.set_state(name, AgentState.RESTARTING)
+            paths = self.paths(name)
+            try:
+                await self.backend.stop(paths)
+                await self.backend.start(paths)
+            except Exception:
+                await self._registry.set_state(name, AgentState.FAILED)
+                raise
+            record = await self._registry.set_state(name, AgentState.RUNNING)
+        await self._broker.kick_agent(name, KICK_RESTARTED)
+        return record
 
     async def rebuild(self, raw_name: str, *, caller: str | None = None) -> AgentRecord:
-        """Idempotent reconcile: stop, start, kick (containers rebuild from git later)."""
-        record = self._live(raw_name, caller=caller)
-        name = AgentName(record.name)
-        await self._registry.set_state(name, AgentState.REBUILDING)
-        await self._register_socket(name, record.role)
-        paths = self.paths(name)
-        await self.backend.stop(paths)
-        await self.backend.start(paths)
+        """Idempotent reconcile from the applied repo: build, socket, stop, start, kick.
+
+        A failed build raises BuildFailed and leaves the running container as it was.
+        A stopped agent is built but stays stopped.
+        """
+        name = self._named(raw_name, caller=caller)
+        async with self._lock(name):
+            before = self._live(name).state
+            paths = self.paths(name)
+            await self._registry.set_state(name, AgentState.REBUILDING)
+            try:
+                if name != MANAGER:
+                    paths.create()
+                    await repos.seed(
+                        self.git, paths, self._settings.agent_template_dir, self._pronouns()
+                    )
+                    await repos.ensure_identity(self.git, paths, self._pronouns())
+                config = await self.backend.build(paths)
+            except Exception:
+                await self._registry.set_state(name, before)
+                raise
+            role = Role.MANAGER if name == MANAGER else Role.AGENT
+            if name != MANAGER:
+                await self._registry.set_allowed_recipients(name, config.allowed_recipients)
+            await self._register_socket(name, role)
+            keep_stopped = before is AgentState.STOPPED
+            try:
+                await self.backend.stop(paths)
+                if not keep_stopped:
+                    await self.backend.start(paths)
+            except Exception:
+                await self._registry.set_state(name, AgentState.FAILED)
+                raise
+            if name != MANAGER:
+                repos.write_deployed_record(
+                    paths, self._settings.flake_ref, await self.git.head(paths.applied)
+                )
+            self._stale_told.pop(name, None)
+            record = await self._registry.set_state(
+                name, AgentState.STOPPED if keep_stopped else AgentState.RUNNING
+            )
         await self._broker.system_event(MANAGER, "rebuilt", agent=name)
-        await self._broker.kick_agent(
-            name, "you were just rebuilt — your notes are in /state, your session continues"
-        )
-        return await self._registry.set_state(name, AgentState.RUNNING)
+        if not keep_stopped:
+            await self._broker.kick_agent(name, KICK_REBUILT)
+        return record
+
+    # -- destroy / purge -------------------------------------------------------------------------
 
     async def destroy(self, raw_name: str, *, purge: bool = False) -> None:
         """Remove an agent's container and socket; keep its trees unless `purge`."""
@@ -168,28 +408,90 @@ class Lifecycle:
         record = self._registry.find(name)
         if record is None:
             raise NotFound(f"no agent named {name!r}")
-        paths = self.paths(name)
         if record.live:
-            await self._registry.set_state(name, AgentState.DESTROYING)
-            await self.backend.stop(paths)
-            await self._unregister_socket(name)
-            now = int(time.time())
-            await self._db.write(
-                lambda conn: approvals_store.fail_pending_for(conn, name, "agent destroyed", now)
-            )
-            await self._registry.set_state(name, AgentState.DESTROYED)
-            await self._broker.system_event(MANAGER, "destroyed", agent=name, purged=purge)
+            async with self._lock(name):
+                await self._destroy_locked(name, self._registry.get(name), purge=purge)
         if purge:
             await self.purge(name)
+
+    async def _destroy_locked(self, name: AgentName, record: AgentRecord, *, purge: bool) -> None:
+        paths = self.paths(name)
+        await self._registry.set_state(name, AgentState.DESTROYING)
+        try:
+            await self.backend.remove(paths)
+        except Exception:
+            await self._registry.set_state(name, AgentState.FAILED)
+            raise
+        await self._unregister_socket(name)
+        if self.on_destroyed is not None:
+            await self.on_destroyed(name)
+        await self._registry.set_state(name, AgentState.DESTROYED)
+        self._logged_in.pop(name, None)
+        await self._broker.system_event(MANAGER, "destroyed", agent=name, purged=purge)
+        logger.info("destroyed %s (state kept in %s)", name, paths.root)
 
     async def purge(self, raw_name: str) -> None:
         """Delete a destroyed agent's trees for good; refused while it is live."""
         name = validate_name(raw_name)
         record = self._registry.get(name)
-        if record.live or self.backend.is_running(self.paths(name)):
-            raise Conflict(f"agent {name!r} is live; destroy it before purging")
         paths = self.paths(name)
-        for tree in (paths.root, paths.applied, paths.socket_dir):
-            shutil.rmtree(tree, ignore_errors=True)
-        await self._registry.forget(name)
+        if record.live or await self.backend.is_running(paths):
+            raise Conflict(f"agent {name!r} is live; destroy it before purging")
+        async with self._lock(name):
+            for tree in (paths.root, paths.applied, paths.socket_dir):
+                shutil.rmtree(tree, ignore_errors=True)
+            await self._registry.forget(name)
         logger.info("purged %s", name)
+
+    # -- crash watch ------------------------------------------------------------------------------
+
+    async def check_once(self) -> None:
+        """One crash_watch pass: crashes, login changes, staleness (SPEC §10)."""
+        for record in self._registry.all():
+            if not record.live or self.busy(record.name):
+                continue
+            name = AgentName(record.name)
+            paths = self.paths(name)
+            running = await self.backend.is_running(paths)
+            if self.busy(name):
+                continue  # a verb started while we looked
+            current = self._registry.get(name)
+            if current.state is AgentState.RUNNING and not running:
+                logger.warning("%s: container stopped without an operator verb", name)
+                await self._registry.set_state(name, AgentState.FAILED)
+                await self._broker.system_event(MANAGER, "container_crash", agent=name)
+            elif current.state is AgentState.FAILED and running:
+                await self._registry.set_state(name, AgentState.RUNNING)
+            await self._check_login(name)
+            if self.is_stale(name) and self._stale_told.get(name) != self._settings.flake_ref:
+                self._stale_told[name] = self._settings.flake_ref
+                await self._broker.system_event(MANAGER, "needs_update", agent=name)
+
+    async def _check_login(self, name: AgentName) -> None:
+        now = self.logged_in(name)
+        before = self._logged_in.get(name)
+        self._logged_in[name] = now
+        fresh = name in self._fresh
+        self._fresh.discard(name)
+        if name == MANAGER:
+            return  # the manager could not read its own needs_login without a login
+        if before is None:
+            # First look: news only for an agent spawned since the daemon started.
+            if fresh and not now:
+                await self._broker.system_event(MANAGER, "needs_login", agent=name)
+            return
+        if before != now:
+            await self._broker.system_event(
+                MANAGER, "logged_in" if now else "needs_login", agent=name
+            )
+
+    async def watch_forever(self, on_tick: Callable[[], Awaitable[object]] | None = None) -> None:
+        """crash_watch: every `crash_watch_seconds`, compare and report."""
+        while True:
+            await asyncio.sleep(self._settings.crash_watch_seconds)
+            try:
+                await self.check_once()
+                if on_tick is not None:
+                    await on_tick()
+            except Exception:
+                logger.exception("crash_watch pass failed")

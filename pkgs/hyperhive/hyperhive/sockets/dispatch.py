@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from hyperhive.approvals.service import Approvals
 from hyperhive.broker.service import Broker
 from hyperhive.errors import InvalidRequest
-from hyperhive.lifecycle.names import MANAGER, OPERATOR, agent_port
+from hyperhive.lifecycle.names import OPERATOR, agent_port
 from hyperhive.lifecycle.registry import Registry
 from hyperhive.lifecycle.service import Lifecycle
 from hyperhive.questions.service import QuestionService
@@ -73,6 +73,9 @@ class Dispatcher:
             case rq.Spawn(name=name):
                 record = await self.lifecycle.spawn(name)
                 return Ok(message=f"spawned {record.name}")
+            case rq.Revive(name=name):
+                record = await self.lifecycle.revive(name)
+                return Ok(message=f"revived {record.name} with its kept state")
             case rq.Kill(name=name):
                 await self.lifecycle.kill(name, caller=caller)
                 return Ok(message=f"stopped {name}")
@@ -83,8 +86,6 @@ class Dispatcher:
                 await self.lifecycle.restart(name, caller=caller)
                 return Ok(message=f"restarted {name}")
             case rq.Rebuild(name=name) | rq.Update(name=name):
-                if caller == MANAGER and name == MANAGER:
-                    raise InvalidRequest("the manager cannot rebuild itself")
                 await self.lifecycle.rebuild(name, caller=caller)
                 return Ok(message=f"rebuilt {name}")
             case rq.Destroy(name=name, purge=purge):
@@ -105,10 +106,16 @@ class Dispatcher:
                     ]
                 )
             case rq.Pending():
+                await self.approvals.reap_orphans()
                 return ApprovalsReply(items=self.approvals.list_pending())
             case rq.Approve(id=approval_id):
                 info = await self.approvals.approve(approval_id)
-                return Ok(id=info.id, message=f"approval #{info.id} {info.status}")
+                what = "spawning" if info.kind_ == "spawn" else "deploying"
+                return Ok(
+                    id=info.id,
+                    message=f"approval #{info.id} {info.status}: {what} {info.agent}"
+                    " in the background",
+                )
             case rq.Deny(id=approval_id, note=note):
                 info = await self.approvals.deny(approval_id, note)
                 return Ok(id=info.id, message=f"approval #{info.id} denied")
@@ -120,9 +127,11 @@ class Dispatcher:
             case rq.CancelQuestion(id=question_id):
                 done = await self.questions.cancel(question_id)
                 return Ok(id=question_id, message="cancelled" if done else "already resolved")
-            case rq.RequestApplyCommit():
-                raise InvalidRequest(
-                    "request_apply_commit needs the git approval flow, which this daemon"
-                    " version does not have yet"
+            case rq.RequestApplyCommit(agent=agent, commit_ref=ref, description=description):
+                approval_id = await self.approvals.request_apply_commit(agent, ref, description)
+                return Ok(
+                    id=approval_id,
+                    message=f"commit {ref} of {agent} awaits the operator"
+                    f" (approval #{approval_id})",
                 )
         raise InvalidRequest(f"unhandled cmd {request.cmd!r}")

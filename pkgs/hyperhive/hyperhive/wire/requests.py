@@ -128,6 +128,12 @@ class Spawn(_Named):
     cmd: Literal["spawn"] = "spawn"
 
 
+class Revive(_Named):
+    """Bring back a destroyed agent with its kept state and credentials (operator only)."""
+
+    cmd: Literal["revive"] = "revive"
+
+
 class Destroy(_Named):
     """Remove an agent's container; with purge also its state (operator only for purge)."""
 
@@ -199,6 +205,7 @@ Request = Annotated[
     | Rebuild
     | RequestApplyCommit
     | Spawn
+    | Revive
     | Destroy
     | ListAgents
     | Pending
@@ -209,7 +216,7 @@ Request = Annotated[
     | CancelQuestion,
     Field(discriminator="cmd"),
 ]
-REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
+REQUEST: TypeAdapter[Request] = TypeAdapter(Request)  # type: ignore[arg-type]
 
 # Which commands each kind of socket answers (SPEC §4). Operator authority (approve, deny,
 # answer, cancel_question, spawn, destroy) exists only on the host socket.
@@ -227,7 +234,9 @@ HOST_COMMANDS = frozenset(
         "send",
         "recent",
         "spawn",
+        "revive",
         "request_spawn",
+        "request_apply_commit",
         "kill",
         "start",
         "restart",

@@ -1,0 +1,109 @@
+"""git as a subprocess: the binary from ``HYPERHIVE_GIT``, argument vectors only.
+
+The daemon's own commits and tags carry the identity ``hive-c0re``; the manager commits
+with its own identity inside its container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from pathlib import Path
+
+from hyperhive.errors import Unavailable
+
+logger = logging.getLogger(__name__)
+
+SHA_RE = re.compile(r"[0-9a-f]{7,40}")
+FULL_SHA_RE = re.compile(r"[0-9a-f]{40}")
+
+
+class GitError(Unavailable):
+    """A git command failed; `message` carries git's own words."""
+
+
+class Git:
+    """Runs git in a repository with a fixed, non-interactive environment."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env.update(
+            GIT_TERMINAL_PROMPT="0",
+            GIT_CONFIG_NOSYSTEM="1",
+            GIT_AUTHOR_NAME="hive-c0re",
+            GIT_AUTHOR_EMAIL="hive-c0re@localhost",
+            GIT_COMMITTER_NAME="hive-c0re",
+            GIT_COMMITTER_EMAIL="hive-c0re@localhost",
+        )
+        return env
+
+    async def run(self, repo: Path, *args: str, check: bool = True) -> tuple[int, str, str]:
+        """Run ``git -C repo args``; return (exit code, stdout, stderr)."""
+        # safe.directory: the repos are written by the manager's container too, and git
+        # refuses repositories owned by another uid without it.
+        argv = [self.binary, "-c", "safe.directory=*", "-C", str(repo), *args]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self._env(),
+            )
+        except OSError as exc:
+            raise GitError(
+                f"cannot run git ({self.binary}): {exc.strerror or exc};"
+                " set HYPERHIVE_GIT to the absolute path of git"
+            ) from exc
+        out, err = await proc.communicate()
+        code = proc.returncode
+        assert code is not None
+        stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
+        if check and code != 0:
+            raise GitError(f"git {args[0]} in {repo} failed: {stderr.strip() or stdout.strip()}")
+        return code, stdout, stderr
+
+    async def out(self, repo: Path, *args: str) -> str:
+        """stdout of a git command that must succeed, stripped."""
+        _, stdout, _ = await self.run(repo, *args)
+        return stdout.strip()
+
+    async def resolve_commit(self, repo: Path, ref: str) -> str | None:
+        """The full sha of commit `ref` in `repo`, or None if there is no such commit."""
+        code, stdout, _ = await self.run(
+            repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False
+        )
+        return stdout.strip() if code == 0 else None
+
+    async def head(self, repo: Path, branch: str = "main") -> str:
+        """The sha `branch` points at."""
+        return await self.out(repo, "rev-parse", "--verify", f"refs/heads/{branch}")
+
+    async def is_ancestor(self, repo: Path, ancestor: str, descendant: str) -> bool:
+        """Whether `ancestor` is reachable from `descendant`."""
+        code, _, _ = await self.run(
+            repo, "merge-base", "--is-ancestor", ancestor, descendant, check=False
+        )
+        return code == 0
+
+    async def tag(self, repo: Path, name: str, sha: str, message: str | None = None) -> None:
+        """Create tag `name` at `sha`; annotated when `message` is given. Idempotent."""
+        code, existing, _ = await self.run(
+            repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{name}", check=False
+        )
+        if code == 0 and existing.strip():
+            logger.debug("tag %s already exists in %s", name, repo)
+            return
+        if message is None:
+            await self.run(repo, "tag", name, sha)
+        else:
+            await self.run(repo, "tag", "-a", name, "-m", message or "(no note)", sha)
+
+    async def tag_message(self, repo: Path, name: str) -> str:
+        """The message of annotated tag `name`."""
+        return await self.out(repo, "tag", "-l", "--format=%(contents)", name)

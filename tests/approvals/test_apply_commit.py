@@ -1,0 +1,274 @@
+"""The apply_commit flow with real git repos (SPEC §8): tags, fast-forward, rollback, deny."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hivetest import call, drain, running_hive
+from hyperhive.daemon import Hive
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("nix-instantiate") is None and shutil.which("git") is None,
+    reason="needs git",
+)
+
+
+def git(repo: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=30
+    )
+    return result.stdout.strip()
+
+
+def tag_exists(repo: Path, tag: str) -> bool:
+    return (
+        subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "-q", "--verify", f"refs/tags/{tag}"],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
+
+
+def manager_commit(config: Path, agent_nix: str, message: str = "change") -> str:
+    """What the manager does in /agents/<name>/config: edit agent.nix and commit."""
+    (config / "agent.nix").write_text(agent_nix)
+    git(config, "add", "agent.nix")
+    git(config, "-c", "user.name=manager", "-c", "user.email=m@hm1nd", "commit", "-qm", message)
+    return git(config, "rev-parse", "HEAD")
+
+
+AGENT_NIX = """{ pkgs, ... }:
+{
+  hyperhive.model = "sonnet";
+  hyperhive.allowedRecipients = [ "bob" ];
+  system.stateVersion = "25.11";
+}
+"""
+
+
+async def until(check: Callable[[], Any], within: float = 30, what: str = "condition") -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached within {within} s")
+        await asyncio.sleep(0.02)
+
+
+def events(hive: Hive, event: str) -> list[dict[str, Any]]:
+    rows = hive.broker.recent("manager", 500)
+    found = []
+    for row in rows:
+        if row.sender != "system" or row.recipient != "manager":
+            continue
+        try:
+            body = json.loads(row.body)
+        except ValueError:
+            continue
+        if body.get("event") == event:
+            found.append(body)
+    return found
+
+
+@pytest.fixture
+async def hive(tmp_path: Path) -> AsyncIterator[Hive]:
+    async with running_hive(tmp_path, harness=False) as hive:
+        reply = await call(hive.settings.host_socket, "spawn", name="alice")
+        assert reply["kind"] == "ok", reply
+        yield hive
+
+
+def manager_sock(hive: Hive) -> Path:
+    return hive.lifecycle.paths("manager").socket  # type: ignore[arg-type]
+
+
+async def request(hive: Hive, sha: str, agent: str = "alice") -> dict[str, Any]:
+    return await call(
+        manager_sock(hive), "request_apply_commit", agent=agent, commit_ref=sha, description="d"
+    )
+
+
+async def test_approve_tags_fast_forwards_rebuilds_and_reports(hive: Hive) -> None:
+    paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
+    before = git(paths.applied, "rev-parse", "main")
+    assert hive.registry.get("alice").allowed_recipients == []
+    sha = manager_commit(paths.config, AGENT_NIX)
+    git(paths.config, "commit", "--allow-empty", "-qm", "later work, not proposed")
+    reply = await request(hive, sha[:10])
+    assert reply["kind"] == "ok", reply
+    approval_id = reply["id"]
+    assert tag_exists(paths.applied, f"proposal/{approval_id}")
+    assert git(paths.applied, "rev-parse", "main") == before, "nothing deployed before approval"
+    info = hive.approvals.get(approval_id)
+    assert (info.status, info.fetched_sha, info.commit_ref) == ("pending", sha, sha[:10])
+    diff = await hive.approvals.diff(approval_id)
+    assert '+  hyperhive.allowedRecipients = [ "bob" ];' in diff
+    await drain(paths.socket)
+
+    approved = await call(hive.settings.host_socket, "approve", id=approval_id)
+    assert approved["kind"] == "ok", approved
+    await until(lambda: tag_exists(paths.applied, f"deployed/{approval_id}"), what="deployed tag")
+    await hive.approvals.wait_idle()
+    assert tag_exists(paths.applied, f"approved/{approval_id}")
+    assert git(paths.applied, "rev-parse", "main") == sha
+    assert (paths.applied / "agent.nix").read_text() == AGENT_NIX
+    assert hive.approvals.get(approval_id).status == "approved"
+    assert hive.registry.get("alice").allowed_recipients == ["bob"]
+    assert hive.registry.get("alice").state == "running"
+    resolved = events(hive, "approval_resolved")
+    assert [(e["id"], e["status"]) for e in resolved] == [(approval_id, "approved")]
+    assert [e["agent"] for e in events(hive, "rebuilt")] == ["alice"]
+    kicks = await drain(paths.socket)
+    assert any("rebuilt" in m["body"] for m in kicks), kicks
+    # the allow-list is enforced by the broker at once
+    refused = await call(paths.socket, "send", to="manager", body="still fine")
+    assert refused["kind"] == "ok"
+
+
+async def test_failing_build_tags_failed_with_the_error_and_resets_main(hive: Hive) -> None:
+    if shutil.which("nix-instantiate") is None:
+        pytest.fail("nix-instantiate (Debian nix-bin) is needed: it is the local build check")
+    paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
+    before = git(paths.applied, "rev-parse", "main")
+    sha = manager_commit(paths.config, "{ pkgs, ... }:\n{\n  hyperhive.model = \"x\"\n", "broken")
+    approval_id = (await request(hive, sha))["id"]
+    assert (await call(hive.settings.host_socket, "approve", id=approval_id))["kind"] == "ok"
+    await until(lambda: hive.approvals.get(approval_id).status == "failed", what="failed")
+    await hive.approvals.wait_idle()
+    info = hive.approvals.get(approval_id)
+    assert info.note is not None
+    assert "syntax error" in info.note
+    assert git(paths.applied, "rev-parse", "main") == before
+    assert git(paths.applied, "status", "--porcelain") == ""
+    assert tag_exists(paths.applied, f"failed/{approval_id}")
+    assert not tag_exists(paths.applied, f"deployed/{approval_id}")
+    message = git(paths.applied, "tag", "-l", "--format=%(contents)", f"failed/{approval_id}")
+    assert "syntax error" in message
+    assert git(paths.applied, "cat-file", "-t", f"failed/{approval_id}") == "tag"  # annotated
+    failed = events(hive, "deploy_failed")
+    assert [e["id"] for e in failed] == [approval_id]
+    assert hive.registry.get("alice").state == "running"
+
+
+async def test_deny_tags_denied_with_the_note(hive: Hive) -> None:
+    paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
+    before = git(paths.applied, "rev-parse", "main")
+    sha = manager_commit(paths.config, AGENT_NIX)
+    approval_id = (await request(hive, sha))["id"]
+    reply = await call(hive.settings.host_socket, "deny", id=approval_id, note="not bob, please")
+    assert reply["kind"] == "ok", reply
+    message = git(paths.applied, "tag", "-l", "--format=%(contents)", f"denied/{approval_id}")
+    assert message == "not bob, please"
+    assert git(paths.applied, "rev-list", "-n1", f"denied/{approval_id}") == sha
+    assert git(paths.applied, "rev-parse", "main") == before
+    info = hive.approvals.get(approval_id)
+    assert (info.status, info.note) == ("denied", "not bob, please")
+    assert [(e["status"], e["note"]) for e in events(hive, "approval_resolved")] == [
+        ("denied", "not bob, please")
+    ]
+    again = await call(hive.settings.host_socket, "approve", id=approval_id)
+    assert again["kind"] == "err"
+    assert "already denied" in again["message"]
+
+
+@pytest.mark.parametrize("ref", ["main", "HEAD", "deadbeef", "cafe1234", "abc", "0123456789abcdef" * 3])
+async def test_a_branch_name_or_unknown_sha_is_refused(hive: Hive, ref: str) -> None:
+    paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
+    manager_commit(paths.config, AGENT_NIX)
+    git(paths.config, "branch", "deadbeef")  # a branch whose name looks like a sha
+    reply = await request(hive, ref)
+    assert reply["kind"] == "err", reply
+    assert "sha" in reply["message"] or "no commit" in reply["message"]
+    assert hive.approvals.list_pending() == []
+    assert git(paths.applied, "tag", "-l") == ""
+
+
+async def test_the_same_approval_approved_twice_acts_once(hive: Hive) -> None:
+    paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
+    sha = manager_commit(paths.config, AGENT_NIX)
+    approval_id = (await request(hive, sha))["id"]
+    host = hive.settings.host_socket
+    replies = await asyncio.gather(*(call(host, "approve", id=approval_id) for _ in range(4)))
+    assert sorted(r["kind"] for r in replies) == ["err", "err", "err", "ok"]
+    await hive.approvals.wait_idle()
+    assert tag_exists(paths.applied, f"deployed/{approval_id}")
+    assert len(events(hive, "approval_resolved")) == 1
+    assert len(events(hive, "rebuilt")) == 1
+
+
+async def test_not_a_fast_forward_fails_and_keeps_main(hive: Hive) -> None:
+    paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
+    first = manager_commit(paths.config, AGENT_NIX, "one")
+    git(paths.config, "reset", "-q", "--hard", "HEAD~1")
+    other = manager_commit(paths.config, AGENT_NIX.replace("sonnet", "opus"), "two")
+    one = (await request(hive, first))["id"]
+    two = (await request(hive, other))["id"]
+    await call(hive.settings.host_socket, "approve", id=one)
+    await hive.approvals.wait_idle()
+    await call(hive.settings.host_socket, "approve", id=two)
+    await hive.approvals.wait_idle()
+    assert hive.approvals.get(two).status == "failed"
+    assert "not a fast-forward" in (hive.approvals.get(two).note or "")
+    assert git(paths.applied, "rev-parse", "main") == first
+
+
+async def test_orphaned_approval_is_failed_with_a_note(hive: Hive) -> None:
+    paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
+    approval_id = (await request(hive, manager_commit(paths.config, AGENT_NIX)))["id"]
+    shutil.rmtree(paths.root)
+    pending = await call(hive.settings.host_socket, "pending")
+    assert pending["items"] == []
+    info = hive.approvals.get(approval_id)
+    assert (info.status, info.note) == ("failed", "agent state dir missing")
+
+
+async def test_destroy_fails_the_agents_pending_approvals(hive: Hive) -> None:
+    paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
+    approval_id = (await request(hive, manager_commit(paths.config, AGENT_NIX)))["id"]
+    assert (await call(hive.settings.host_socket, "destroy", name="alice"))["kind"] == "ok"
+    assert hive.approvals.get(approval_id).status == "failed"
+    assert [e["status"] for e in events(hive, "approval_resolved")] == ["failed"]
+
+
+async def test_spawn_approval_returns_at_once_and_spawns_in_the_background(
+    tmp_path: Path,
+) -> None:
+    async with running_hive(tmp_path, harness=False) as hive:
+        changes = hive.hub.subscribe()
+        request_id = (
+            await call(
+                manager_sock(hive), "request_spawn", name="carol", description="a tester"
+            )
+        )["id"]
+        reply = await call(hive.settings.host_socket, "approve", id=request_id)
+        assert reply["kind"] == "ok", reply
+        assert "background" in reply["message"]
+        await hive.approvals.wait_idle()
+        await hive.lifecycle.wait_idle()
+        states = []
+        while not changes.empty():
+            change = changes.get_nowait()
+            if change.kind == "agent" and change.data.get("name") == "carol":
+                states.append(change.data["state"])
+        assert states[0] == "spawning"
+        assert states[-1] == "running"
+        paths = hive.lifecycle.paths("carol")  # type: ignore[arg-type]
+        assert (paths.config / "agent.nix").is_file()
+        assert git(paths.applied, "rev-parse", "main") == git(paths.config, "rev-parse", "main")
+        identity = json.loads((paths.applied / "hyperhive-identity.json").read_text())
+        assert identity["name"] == "carol"
+        assert identity["role"] == "agent"
+        assert [e["status"] for e in events(hive, "approval_resolved")] == ["approved"]
+        assert [e["agent"] for e in events(hive, "spawned")] == ["carol"]
