@@ -69,7 +69,7 @@ def tame(request: dict[str, Any]) -> dict[str, Any]:
     (a state change the next example would see); neither says anything about parsing.
     """
     wait = request.get("wait_seconds")
-    if isinstance(wait, (int, float)) and not isinstance(wait, bool) and wait > 0.05:
+    if isinstance(wait, int | float) and not isinstance(wait, bool) and wait > 0.05:
         request["wait_seconds"] = 0.05
     ttl = request.get("ttl_seconds")
     if isinstance(ttl, int) and not isinstance(ttl, bool) and 0 < ttl < 3600:

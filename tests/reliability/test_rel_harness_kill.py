@@ -127,7 +127,8 @@ async def test_harness_killed_mid_turn_twice_loses_nothing_and_repeats_nothing(
     message_id = sent["ids"][0]
 
     async def handed_back() -> bool:
-        return (await call(sock, "status"))["unread"] == 1
+        unread: int = (await call(sock, "status"))["unread"]
+        return unread == 1
 
     try:
         for hang in (first, second):
@@ -143,7 +144,7 @@ async def test_harness_killed_mid_turn_twice_loses_nothing_and_repeats_nothing(
 
         async def acked() -> bool:
             rows = query(db, "SELECT acked_at FROM messages WHERE id = ?", message_id)
-            return rows[0][0] is not None
+            return bool(rows[0][0] is not None)
 
         await until(acked, 90, "the message handled and acked after two kills")
     finally:

@@ -157,10 +157,7 @@ async def worker(coro: object) -> None:
 
 async def burst(daemon: DaemonProcess, ledger: Ledger, round_no: int, rng: random.Random) -> None:
     tasks = [
-        *(
-            worker(sender(daemon, ledger, me, to))
-            for me, to in itertools.permutations(AGENTS, 2)
-        ),
+        *(worker(sender(daemon, ledger, me, to)) for me, to in itertools.permutations(AGENTS, 2)),
         *(worker(receiver(daemon, ledger, me, rng)) for me in AGENTS),
         worker(asker(daemon, ledger, AGENTS[round_no % len(AGENTS)])),
         worker(operator(daemon, ledger, rng)),
@@ -258,9 +255,9 @@ async def test_twenty_kill9_restarts_under_mixed_load_keep_every_promise(
         assert questions[qid][1] == answer, f"question #{qid} {context}"
     answered_events = events_of(db, "operator_answered")
     resolved_in_db = {qid for qid, (_, answer) in questions.items() if answer is not None}
-    assert answered_events == Counter(dict.fromkeys(resolved_in_db, 1)), (
-        f"operator_answered events per question (each resolution exactly one) {context}"
-    )
+    assert answered_events == Counter(
+        dict.fromkeys(resolved_in_db, 1)
+    ), f"operator_answered events per question (each resolution exactly one) {context}"
 
     # approvals: none lost, none resolved twice, approved spawns really exist
     approvals = {

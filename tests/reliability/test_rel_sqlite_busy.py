@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from hivetest import Client, DaemonProcess, drain
 from rel_support import query
@@ -77,9 +78,7 @@ async def test_readers_in_open_transactions_never_block_sends_or_fail(
                 assert reply["kind"] == "ok", reply
                 sent[reply["ids"][0]] = body
 
-        await asyncio.wait_for(
-            asyncio.gather(*(burst(c, i) for i, c in enumerate(clients))), 60
-        )
+        await asyncio.wait_for(asyncio.gather(*(burst(c, i) for i, c in enumerate(clients))), 60)
         for client in clients:
             await client.close()
     finally:
@@ -111,7 +110,7 @@ async def test_a_short_foreign_write_lock_only_delays_sends(daemon: DaemonProces
     assert len(bodies) == 6
 
 
-async def call_on_new(daemon: DaemonProcess, n: int) -> dict[str, object]:
+async def call_on_new(daemon: DaemonProcess, n: int) -> dict[str, Any]:
     client = await Client.open(daemon.socket_of("ana"))
     try:
         return await client.call("send", to="ben", body=f"other connection {n}")
