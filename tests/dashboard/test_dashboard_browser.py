@@ -160,7 +160,7 @@ async def test_typed_answer_survives_ten_live_updates(
     asked = await live_dash.agent("jack", "ask_operator", question="name the release")
     field = page.locator(f'[data-key="q-{asked["id"]}"] input[name=text]')
     await field.click()
-    await field.type("v2.0-rc")
+    await field.press_sequentially("v2.0-rc")
     before = int(await page.evaluate("document.body.dataset.seq"))
     for i in range(10):
         await live_dash.agent("jack", "send", to="operator", body=f"update {i}")
@@ -172,6 +172,24 @@ async def test_typed_answer_survives_ten_live_updates(
     await live_dash.hive.lifecycle.restart("jack")
     await page.evaluate("sync()")
     await expect(field).to_have_value("v2.0-rc")
+
+
+async def test_folded_sections_stay_folded_across_updates_and_reloads(
+    live_dash: Dash, context: BrowserContext
+) -> None:
+    await live_dash.hive.lifecycle.spawn("olga")
+    page = await open_page(context, live_dash)
+    questions = page.locator('details[data-sec="questions"]')
+    await questions.locator("summary").click()
+    await expect(questions).not_to_have_attribute("open", "")
+    asked = await live_dash.agent("olga", "ask_operator", question="still folded?")
+    await expect(page.locator(f'[data-key="q-{asked["id"]}"]')).to_be_attached()
+    await expect(questions.locator("[data-count]")).to_have_text("(1)")
+    await expect(questions).not_to_have_attribute("open", "")
+    await page.reload()
+    await expect(page.locator("#conn")).to_have_text("● live")
+    await expect(questions).not_to_have_attribute("open", "")
+    await expect(page.locator('details[data-sec="approvals"]')).to_have_attribute("open", "")
 
 
 async def test_a_second_tab_sees_the_same_updates(live_dash: Dash, context: BrowserContext) -> None:
