@@ -228,8 +228,11 @@ async def test_serve_starts_the_web_ui_and_it_shows_its_own_log(tmp_path: Path) 
         assert journal["source"] == str(log)
         assert any(f"web UI on {url}" in line for line in journal["lines"])
         assert "◆ dora" in html
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 15) == 0
+        # A page with its stream open must not hold up a clean stop.
+        async with aiohttp.ClientSession() as session, session.get(f"{url}/events/stream") as sse:
+            assert (await asyncio.wait_for(sse.content.readline(), 10)) == b"event: inbox\n"
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 15) == 0
     finally:
         if proc.returncode is None:
             os.killpg(proc.pid, signal.SIGKILL)

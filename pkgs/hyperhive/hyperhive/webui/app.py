@@ -151,7 +151,9 @@ async def page(request: web.Request) -> web.Response:
 async def api_state(request: web.Request) -> web.Response:
     """The current state snapshot."""
     harness = request.app[HARNESS]
-    snap = request.app[CONTROLS].snapshot()
+    controls = request.app[CONTROLS]
+    await controls.inbox.refresh()  # fresh even when no stream keeps it polled
+    snap = controls.snapshot()
     snap["role"] = harness.role.value
     snap["store"] = harness.store is not None
     snap["now"] = time.time()  # the page measures "thinking · N s" against this clock
@@ -212,8 +214,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 for event in harness.store.list_events(after, HISTORY_LIMIT):
                     await resp.write(frame(event))
                     last = event.id
-            await resp.write(inbox_frame(inbox.view()))
-            await pump(resp, queue, inbox, last)
+            with inbox.watching():
+                await resp.write(inbox_frame(inbox.view()))
+                await pump(resp, queue, inbox, last)
     except ConnectionResetError:
         pass  # the browser went away
     finally:

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -194,10 +195,26 @@ class InboxWatcher:
         self.version = 0
         self._changed = asyncio.Event()
         self._client: BrokerClient | None = None
+        # Poll only while a page is open: idle agents cost the daemon nothing.
+        self._watchers = 0
+        self._watched = asyncio.Event()
+        self._refreshing = asyncio.Lock()  # one connection, one request at a time
 
     def view(self) -> dict[str, Any]:
         """Rows (newest last) and the last error, if the socket is unreachable."""
         return {"rows": self.rows, "error": self.error, "version": self.version}
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        """Keep the rows fresh while the context is open (one per live page)."""
+        self._watchers += 1
+        self._watched.set()
+        try:
+            yield
+        finally:
+            self._watchers -= 1
+            if not self._watchers:
+                self._watched.clear()
 
     async def wait_change(self, seen: int) -> int:
         """Return the version once it differs from ``seen``."""
@@ -210,6 +227,7 @@ class InboxWatcher:
         async with self._bus.subscribe() as events:
             try:
                 while True:
+                    await self._watched.wait()
                     await self.refresh()
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(interval):
@@ -221,6 +239,10 @@ class InboxWatcher:
 
     async def refresh(self) -> None:
         """Fetch the rows once; publish a change to waiters if they differ."""
+        async with self._refreshing:
+            await self._fetch()
+
+    async def _fetch(self) -> None:
         rows: list[dict[str, Any]] = self.rows
         error: str | None = None
         try:
