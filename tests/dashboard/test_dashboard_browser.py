@@ -92,11 +92,13 @@ async def test_deny_with_a_note(live_dash: Dash, context: BrowserContext) -> Non
     approval_id = await live_dash.hive.approvals.request_spawn("frank", "a second opinion")
     page = await open_page(context, live_dash)
     card = page.locator(f'[data-key="a-{approval_id}"]')
+    await expect(page).to_have_title("(1) hyperhive ◆ hive-c0re")
     await card.locator("input[name=note]").fill("one is enough")
-    await card.get_by_role("button", name="DENY").click()
+    await card.locator("input[name=note]").press("Enter")  # Enter in the note denies
     await expect(card).to_have_count(0)
     approval = live_dash.hive.approvals.get(approval_id)
     assert (approval.status, approval.note) == ("denied", "one is enough")
+    await expect(page).to_have_title("hyperhive ◆ hive-c0re")
     assert live_dash.hive.registry.find("frank") is None
 
 

@@ -98,6 +98,9 @@ function counts() {
     const n = keyed(all[c.dataset.count]).length;
     c.textContent = n ? `(${n})` : "";
   }
+  // what waits for the operator, visible in the tab strip
+  const waiting = keyed(all.questions).length + keyed(all.approvals).length;
+  document.title = waiting ? `(${waiting}) hyperhive ◆ hive-c0re` : "hyperhive ◆ hive-c0re";
 }
 
 // -- message flow: sticky bottom with a "↓ N new" pill -------------------------------------
