@@ -246,3 +246,23 @@ async def test_notification_when_the_agent_writes_to_the_operator(
         assert [(n["title"], n["body"]) for n in notes] == [("alice → operator", "need your eyes")]
     finally:
         await context.close()
+
+
+async def test_scrolled_up_the_view_stays_and_a_pill_counts_new_lines(
+    ui: LiveUI, page: Page
+) -> None:
+    bus = ui.run.harness.bus
+    for n in range(80):
+        bus.publish("note", {"source": "test", "text": f"filler {n}"})
+    term = page.locator("#term")
+    await expect(term.locator(".k-note").last).to_contain_text("filler 79")
+    await term.evaluate("t => { t.scrollTop = 0; }")
+    for n in range(3):
+        bus.publish("note", {"source": "test", "text": f"while away {n}"})
+    await expect(term.locator(".k-note").last).to_contain_text("while away 2")
+    pill = page.locator("#pill")
+    await expect(pill).to_have_text("↓ 3 new")
+    assert await term.evaluate("t => t.scrollTop") == 0
+    await pill.click()
+    await expect(pill).to_be_hidden()
+    assert await term.evaluate("t => t.scrollHeight - t.scrollTop - t.clientHeight < 30")

@@ -45,6 +45,15 @@ HARNESS: web.AppKey[Harness] = web.AppKey("harness")
 STREAMS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("streams")
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
 
+# Only our own script and style; no framing (the page has buttons that change state).
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; object-src 'none'; base-uri 'none';"
+    " frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -145,7 +154,7 @@ async def page(request: web.Request) -> web.Response:
         .get_template("page.html")
         .render(agent=harness.settings.agent_name, role=harness.role.value)
     )
-    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+    return web.Response(text=html, content_type="text/html", headers=PAGE_HEADERS)
 
 
 async def api_state(request: web.Request) -> web.Response:

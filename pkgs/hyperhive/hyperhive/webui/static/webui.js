@@ -36,6 +36,7 @@ const ui = {
   tools: new Map(), // tool_use id -> its terminal line
   unseen: 0,
   models: [],
+  replaying: false, // drawing the history: skip scroll bookkeeping
 };
 
 // -- small helpers --------------------------------------------------------------------------
@@ -94,10 +95,14 @@ function toBottom() {
 function append(nodes, { count = true } = {}) {
   if (!nodes.length) return;
   const t = term();
-  const stuck = atBottom(t);
+  const stuck = ui.replaying || atBottom(t);
   for (const n of nodes) t.append(n);
   const extra = t.children.length - TERM_CAP;
   for (let i = 0; i < extra; i++) t.firstElementChild.remove();
+  if (ui.tools.size > TERM_CAP) {
+    for (const [id, n] of ui.tools) { if (n.isConnected) break; ui.tools.delete(id); }
+  }
+  if (ui.replaying) return;
   if (stuck) toBottom();
   else if (count) {
     ui.unseen += nodes.length;
@@ -207,8 +212,9 @@ function renderStream(ev, live) {
           // Keep a result under its own call even when other lines came in between.
           let after = owner;
           while (after.nextElementSibling && after.nextElementSibling.classList.contains("result")) after = after.nextElementSibling;
+          const stuck = !ui.replaying && atBottom(term());
           after.after(box);
-          if (atBottom(term())) toBottom();
+          if (stuck) toBottom();
         } else out.push(box);
       } else if (b.type === "text" && b.text) out.push(line("k-sys", "·", b.text, ev.ts));
     }
@@ -483,9 +489,14 @@ async function loadHistory() {
   const r = await fetch("/events/history");
   if (!r.ok) throw new Error(`history: HTTP ${r.status}`);
   const j = await r.json();
-  const nodes = [];
-  for (const ev of j.events) nodes.push(...consume(ev, false));
-  append(nodes, { count: false });
+  // Drawn event by event, exactly as live, so a result lands under its own call and a
+  // reload looks the same; no layout reads until the end.
+  ui.replaying = true;
+  try {
+    for (const ev of j.events) append(consume(ev, false), { count: false });
+  } finally {
+    ui.replaying = false;
+  }
   ui.lastId = Math.max(ui.lastId, j.last_id);
   toBottom();
 }
