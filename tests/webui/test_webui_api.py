@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from hyperhive.webui.control import MAX_MESSAGE
-from standin.api import StandIn, Text, ToolCall
+from standin.api import Kind, StandIn, Text, ToolCall
 
 from webui.webuisupport import LiveUI, running_webui
 
@@ -130,6 +130,31 @@ async def test_code_without_a_running_login_says_so(ui: LiveUI) -> None:
     status, body = await ui.request("POST", "/api/login/code", {"code": "abc"})
     assert status == 409
     assert "start the login first" in body["error"]
+
+
+async def test_compact_runs_on_the_session_between_turns(ui: LiveUI, standin: StandIn) -> None:
+    # A session needs two exchanges before claude agrees to compact it.
+    for body in ("first exchange", "second exchange"):
+        standin.script(ui.key, Text(f"ok: {body}"))
+        mid = await ui.send(body)
+        await ui.run.wait_event("turn_end", lambda e, m=mid: e.payload["message_id"] == m)
+    status, body = await ui.request("POST", "/api/compact")
+    assert (status, body["ok"]) == (202, True)
+    done = await ui.run.wait_event("compacted", within=60)
+    assert done.payload["ok"] is True, done.payload
+    assert standin.received(ui.key, Kind.COMPACT)
+
+
+async def test_new_session_makes_the_next_turn_skip_continue(ui: LiveUI, standin: StandIn) -> None:
+    status, _ = await ui.request("POST", "/api/new-session")
+    assert status == 200
+    standin.script(ui.key, Text("fresh"), Text("continued"))
+    first = await ui.send("start over")
+    start = await ui.run.wait_event("turn_start", lambda e: e.payload["message_id"] == first)
+    assert start.payload["resume"] is False
+    second = await ui.send("and go on")
+    start = await ui.run.wait_event("turn_start", lambda e: e.payload["message_id"] == second)
+    assert start.payload["resume"] is True
 
 
 async def test_history_then_stream_resumes_without_gaps_or_repeats(
