@@ -132,12 +132,15 @@ async def test_code_without_a_running_login_says_so(ui: LiveUI) -> None:
     assert "start the login first" in body["error"]
 
 
+async def turn_of(ui: LiveUI, message_id: int) -> None:
+    await ui.run.wait_event("turn_end", lambda e: e.payload["message_id"] == message_id)
+
+
 async def test_compact_runs_on_the_session_between_turns(ui: LiveUI, standin: StandIn) -> None:
     # A session needs two exchanges before claude agrees to compact it.
-    for body in ("first exchange", "second exchange"):
-        standin.script(ui.key, Text(f"ok: {body}"))
-        mid = await ui.send(body)
-        await ui.run.wait_event("turn_end", lambda e, m=mid: e.payload["message_id"] == m)
+    for text in ("first exchange", "second exchange"):
+        standin.script(ui.key, Text(f"ok: {text}"))
+        await turn_of(ui, await ui.send(text))
     status, body = await ui.request("POST", "/api/compact")
     assert (status, body["ok"]) == (202, True)
     done = await ui.run.wait_event("compacted", within=60)
