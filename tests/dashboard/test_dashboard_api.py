@@ -310,3 +310,28 @@ async def test_the_fanout_resubscribes_when_the_hub_drops_it(dash: Dash) -> None
     _, snap = await get_json(dash.url + "/api/state")
     assert snap["seq"] == marker.seq
     assert snap["messages"][-1]["body"] == "b99999"
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [("evil.example", 403), ("localhost", 200), ("127.0.0.1", 200), ("[::1]", 200)],
+)
+async def test_a_loopback_dashboard_refuses_other_host_names(
+    dash: Dash, host: str, status: int
+) -> None:
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not read the hive."""
+    port = dash.bound.port
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(dash.url + "/api/state", headers={"Host": f"{host}:{port}"}) as r,
+    ):
+        assert r.status == status
+        if status == 403:
+            assert "unexpected Host" in (await r.json())["error"]
+
+
+async def test_pages_cannot_be_framed(dash: Dash) -> None:
+    async with aiohttp.ClientSession() as s, s.get(dash.url + "/") as r:
+        policy = r.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy
+    assert "default-src 'self'" in policy

@@ -41,6 +41,7 @@ HIVE: web.AppKey[Hive] = web.AppKey("hive")
 RENDERER = web.AppKey("renderer", Renderer)
 FANOUT = web.AppKey("fanout", Fanout)
 TASKS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("tasks")
+HOSTS: web.AppKey[frozenset[str] | None] = web.AppKey("hosts")
 
 STATIC = Path(__file__).parent / "static"
 
@@ -54,6 +55,17 @@ ID_RE = re.compile(r"[0-9]{1,15}")
 SAFE_FETCH_SITES = frozenset({"same-origin", "none"})
 INTERNAL_ERROR = "internal error: see the hive-c0re log (journalctl -u hive-c0re)"
 PAST = {"kill": "stopped", "rebuild": "rebuilt", "destroy": "destroyed"}
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+SECURITY_HEADERS = {
+    # Only our own script and style; no framing, so a two-click DESTR0Y cannot be
+    # clickjacked from another page.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none';"
+        " form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -85,6 +97,13 @@ def int_param(request: web.Request, key: str, default: int, low: int, high: int)
     return max(low, min(high, int(raw)))
 
 
+def host_name(host: str) -> str:
+    """The name part of a Host header: `[::1]:7000` -> `::1`, `localhost:7000` -> `localhost`."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def same_origin(request: web.Request) -> bool:
     """Whether a state-changing request comes from this dashboard's own pages."""
     site = request.headers.get("Sec-Fetch-Site")
@@ -105,6 +124,14 @@ def ok(message: str, status: int = 200, **extra: object) -> web.Response:
 async def errors_and_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse cross-origin writes; render HyperhiveError with its status, once."""
     try:
+        hosts = request.app[HOSTS]
+        if hosts is not None and host_name(request.host) not in hosts:
+            # A loopback dashboard reached under another name is DNS rebinding: refuse
+            # reads too, or any web page could read the hive through the browser.
+            raise Forbidden(
+                f"unexpected Host {request.host[:80]!r}: open the dashboard as"
+                " http://127.0.0.1:<port>/ or http://localhost:<port>/"
+            )
         if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin(request):
             raise Forbidden(
                 "cross-origin request refused: use the dashboard page itself to change state"
@@ -351,6 +378,10 @@ async def _fanout_ctx(app: web.Application) -> Any:
     await asyncio.gather(*pending, return_exceptions=True)
 
 
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(SECURITY_HEADERS)
+
+
 async def _close_streams(app: web.Application) -> None:
     app[FANOUT].close_all()
 
@@ -363,8 +394,10 @@ def create_app(hive: Hive) -> web.Application:
     app[RENDERER] = renderer
     app[FANOUT] = Fanout(hive, renderer)
     app[TASKS] = set()
+    app[HOSTS] = LOOPBACK_NAMES if _loopback(hive.settings.dashboard_host) else None
     app.cleanup_ctx.append(_fanout_ctx)
     app.on_shutdown.append(_close_streams)
+    app.on_response_prepare.append(_security_headers)
     app.add_routes(
         [
             web.get("/", index),
