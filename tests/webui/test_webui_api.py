@@ -79,6 +79,13 @@ async def test_a_cross_origin_post_is_refused(ui: LiveUI, headers: dict[str, str
     assert not model_file.exists()
 
 
+async def test_a_foreign_host_header_is_refused(ui: LiveUI) -> None:
+    port = ui.url.rsplit(":", 1)[1]
+    status, body = await ui.request("GET", "/api/state", headers={"Host": f"evil.example:{port}"})
+    assert status == 403
+    assert "DNS rebinding" in body["error"]
+
+
 async def test_a_same_origin_post_is_accepted(ui: LiveUI) -> None:
     headers = {"Origin": ui.url, "Sec-Fetch-Site": "same-origin"}
     status, body = await ui.request("POST", "/api/new-session", headers=headers)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ast
+import socket
 from pathlib import Path
 
 import hyperhive
 import pytest
 from hyperhive.errors import InvalidRequest
+from hyperhive.webui.app import trusted_host
 from hyperhive.webui.control import validate_model
 from hyperhive.webui.server import port_from_name
 
@@ -43,3 +45,11 @@ def test_port_from_name_follows_spec_3() -> None:
         h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
     assert port_from_name("alice") == 8100 + h % 900
     assert all(8100 <= port_from_name(n) < 9000 for n in ("a", "bob", "zz-top-99"))
+
+
+def test_only_this_machines_names_are_trusted_hosts() -> None:
+    for host in ("127.0.0.1:8123", "[::1]:8000", "localhost:8100", "ui.localhost", "10.1.2.3"):
+        assert trusted_host(host), host
+    assert trusted_host(f"{socket.gethostname()}:8100")
+    for host in ("evil.example:8123", "127.0.0.1.nip.io:8123", "", "localhost.evil.example"):
+        assert not trusted_host(host), host

@@ -10,12 +10,16 @@ Routes: ``GET /``, ``GET /static/*``, ``GET /events/history`` (the last 2000 eve
 from __future__ import annotations
 
 import asyncio
+import functools
+import ipaddress
 import json
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import web
@@ -85,9 +89,31 @@ def cross_origin(request: web.Request) -> str | None:
     if site is not None and site not in ("same-origin", "none"):
         return f"Sec-Fetch-Site is {site!r}"
     origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{request.host}":
+    # Host and port only: a TLS proxy in front changes the scheme, not who the page is.
+    if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
         return f"Origin {origin!r} is not this page's"
     return None
+
+
+@functools.cache
+def machine_names() -> frozenset[str]:
+    """This machine's own names, which a browser may use in the Host header."""
+    # Not getfqdn(): it asks DNS, which may hang in a container without one.
+    return frozenset({"localhost", socket.gethostname().lower()})
+
+
+def trusted_host(host: str) -> bool:
+    """Whether a Host header names this machine (an IP, localhost, or its own hostname).
+
+    Anything else is a DNS-rebinding attempt: a foreign site resolving its name to
+    127.0.0.1 would otherwise be "same-origin" with this page.
+    """
+    name = urlsplit(f"//{host}").hostname or ""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name in machine_names() or name.endswith(".localhost")
+    return True
 
 
 @web.middleware
@@ -116,7 +142,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 @web.middleware
 async def same_origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """State-changing requests (POST) only from this page (SPEC §12)."""
+    """Only this machine's names as Host; state-changing requests (POST) only from this page."""
+    if not trusted_host(request.host):
+        raise Forbidden(
+            f"unknown Host {request.host[:100]!r} refused (DNS rebinding guard): open the web UI"
+            " by IP address, localhost or this machine's hostname"
+        )
     if request.method == "POST" and (why := cross_origin(request)):
         raise Forbidden(f"cross-origin request refused ({why}): use the agent's own web UI page")
     return await handler(request)
