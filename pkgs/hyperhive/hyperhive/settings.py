@@ -83,9 +83,10 @@ class Settings(BaseSettings):
         description="How long a stopping harness or nspawn container gets before SIGKILL.",
     )
     harness: bool = Field(
-        True,
-        description="Start each agent's harness on the local backend (false: sockets only,"
-        " you drive the agents' sockets yourself).",
+        False,
+        description="Start each agent's harness process on the local backend (scripts/run"
+        " sets it); off, the local backend only opens the agents' sockets. nspawn and nixos"
+        " always run harnesses.",
     )
 
     @property

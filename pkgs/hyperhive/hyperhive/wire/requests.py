@@ -10,6 +10,8 @@ MAX_WAIT_SECONDS = 180
 MAX_RECV = 32
 MAX_TTL_SECONDS = 6 * 3600
 MAX_BODY = 256 * 1024
+# Row ids are sqlite INTEGERs: anything beyond 64 bits is refused here as a field error.
+Id = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 class _Request(BaseModel):
@@ -23,7 +25,7 @@ class Send(_Request):
     cmd: Literal["send"] = "send"
     to: str = Field(min_length=1, max_length=64)
     body: str = Field(min_length=1, max_length=MAX_BODY)
-    in_reply_to: int | None = None
+    in_reply_to: Id | None = None
 
 
 class Recv(_Request):
@@ -38,7 +40,7 @@ class Ack(_Request):
     """Mark delivered messages as handled."""
 
     cmd: Literal["ack"] = "ack"
-    ids: list[int] = Field(min_length=1, max_length=1024)
+    ids: list[Id] = Field(min_length=1, max_length=1024)
 
 
 class Status(_Request):
@@ -157,14 +159,14 @@ class Approve(_Request):
     """Approve a pending approval."""
 
     cmd: Literal["approve"] = "approve"
-    id: int
+    id: Id
 
 
 class Deny(_Request):
     """Deny a pending approval with an optional note."""
 
     cmd: Literal["deny"] = "deny"
-    id: int
+    id: Id
     note: str | None = Field(None, max_length=8192)
 
 
@@ -178,7 +180,7 @@ class Answer(_Request):
     """Answer an operator question."""
 
     cmd: Literal["answer"] = "answer"
-    id: int
+    id: Id
     answer: str = Field(min_length=1, max_length=8192)
 
 
@@ -186,7 +188,7 @@ class CancelQuestion(_Request):
     """Resolve an operator question as [cancelled]."""
 
     cmd: Literal["cancel_question"] = "cancel_question"
-    id: int
+    id: Id
 
 
 Request = Annotated[
@@ -216,7 +218,7 @@ Request = Annotated[
     | CancelQuestion,
     Field(discriminator="cmd"),
 ]
-REQUEST: TypeAdapter[Request] = TypeAdapter(Request)  # type: ignore[arg-type]
+REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
 
 # Which commands each kind of socket answers (SPEC §4). Operator authority (approve, deny,
 # answer, cancel_question, spawn, destroy) exists only on the host socket.
