@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hyperhive.dashboard.views import Renderer, agent_view, port_conflicts, version
+from hyperhive.dashboard.views import Renderer, agent_view, port_conflicts, readable_body, version
 from hyperhive.lifecycle.names import agent_port
 
 RECORD = {
@@ -84,3 +84,12 @@ def test_port_conflicts_name_every_claimant() -> None:
         {"port": agent_port("alice"), "agents": ["alice", f"{clash} (spawn request #7)"]}
     ]
     assert port_conflicts([RECORD], []) == []
+
+
+def test_system_events_read_as_words_and_long_bodies_are_clipped() -> None:
+    event = '{"agent": "bob", "event": "spawned", "revived": false}'
+    assert readable_body(event) == "spawned · agent bob · revived false"
+    assert readable_body("{not json") == "{not json"
+    clipped = readable_body("x" * 5000)
+    assert clipped.endswith("… (3000 more characters)")
+    assert len(clipped) < 2100

@@ -61,6 +61,29 @@ LISTS = (
 TEMPLATES = Path(__file__).parent / "templates"
 
 
+BODY_CLIP = 2000
+"""Characters of a message body shown in the flow and the inbox."""
+
+
+def readable_body(body: str) -> str:
+    """A system event's JSON as `event · key value · ...`; long bodies clipped."""
+    if body.startswith("{"):
+        try:
+            event = json.loads(body)
+        except ValueError:
+            event = None
+        if isinstance(event, dict) and isinstance(event.get("event"), str):
+            rest = [
+                f"{k} {v if isinstance(v, str) else json.dumps(v)}"
+                for k, v in event.items()
+                if k != "event"
+            ]
+            body = " · ".join([event["event"], *rest])
+    if len(body) > BODY_CLIP:
+        return f"{body[:BODY_CLIP]}… ({len(body) - BODY_CLIP} more characters)"
+    return body
+
+
 def version(data: object) -> str:
     """A short hash of an item's data: an unchanged item keeps its DOM node."""
     text = json.dumps(data, sort_keys=True, default=str)
@@ -176,6 +199,7 @@ class Renderer:
             lstrip_blocks=True,
         )
         self.env.filters["short"] = lambda sha: (sha or "")[:10]
+        self.env.filters["readable"] = readable_body
         self.env.globals["version"] = version
         module = self.env.get_template("items.html").module
         self._macros: dict[str, Callable[..., Markup]] = {
