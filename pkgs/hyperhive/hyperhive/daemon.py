@@ -127,10 +127,11 @@ class Hive:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.approvals.close()
         await self.lifecycle.close()
+        # Harnesses first: they would otherwise log a lost broker connection on the way out.
+        await self.lifecycle.backend.close()
         for server in list(self.sockets.values()):
             await server.stop()
         self.sockets.clear()
-        await self.lifecycle.backend.close()
         await self.db.close()
 
 

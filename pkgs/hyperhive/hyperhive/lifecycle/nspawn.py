@@ -162,6 +162,8 @@ class NspawnBackend:
     async def start(self, paths: AgentPaths) -> None:
         """Start the container with the harness as its PID 1."""
         paths.create()
+        for bind in binds_for(self._settings, paths):
+            Path(bind.host).mkdir(parents=True, exist_ok=True)  # nspawn refuses a missing one
         env = self.environment(paths)
         argv = self.argv(paths, env)
         # nspawn itself runs with exactly the harness environment (plus what it needs).

@@ -1,0 +1,150 @@
+"""The nspawn backend with real systemd-nspawn containers (SPEC §10, §17).
+
+Agents run in volatile containers over the host's /usr with the SPEC §3 layout; the real
+claude CLI runs inside against the API stand-in (only the model is scripted).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hivetest import call, running_hive
+from hyperhive.daemon import Hive
+from hyperhive.lifecycle.names import AgentName
+from hyperhive.lifecycle.nspawn import NspawnBackend
+from hyperhive.settings import BackendKind
+from standin.api import StandIn, Text, ToolCall
+
+from lifecycle.support import Router, harness_online, require_nspawn, until
+
+
+@pytest.fixture
+async def nspawn_hive(
+    tmp_path: Path, standin: StandIn, claude_bin: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Hive, Router]]:
+    require_nspawn()
+    key = f"sk-test-nspawn-{uuid.uuid4().hex[:12]}"
+    router = Router(standin, key)
+    # What an API-key operator exports before `hive-c0re serve`: passed to every harness.
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", standin.base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    monkeypatch.setenv("DISABLE_AUTOUPDATER", "1")
+    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    monkeypatch.setenv("HYPERHIVE_CLAUDE_BIN", str(claude_bin))
+    monkeypatch.setenv("HYPERHIVE_RATE_LIMIT_SLEEP", "1")
+    async with running_hive(
+        tmp_path,
+        backend=BackendKind.NSPAWN,
+        crash_watch_seconds=0.2,
+        stop_timeout_seconds=5,
+    ) as hive:
+        yield hive, router
+
+
+def manager_events(hive: Hive, event: str) -> list[dict[str, Any]]:
+    found = []
+    for row in hive.broker.recent("manager", 500):
+        if row.sender == "system" and row.recipient == "manager" and row.body.startswith("{"):
+            body = json.loads(row.body)
+            if body.get("event") == event:
+                found.append(body)
+    return found
+
+
+PROBE = (
+    "ls -a /run/hive > /state/notes.txt;"
+    " for p in /run/hyperhive {run}/host.sock {run}/agents/bob/mcp.sock {state}/broker.sqlite;"
+    ' do if test -e "$p"; then echo "visible $p"; else echo "absent $p"; fi; done'
+    " >> /state/notes.txt; echo probed"
+)
+
+
+async def test_agents_in_nspawn_talk_through_the_broker_and_see_only_their_own_socket(
+    nspawn_hive: tuple[Hive, Router],
+) -> None:
+    hive, router = nspawn_hive
+    run_dir, state_dir = hive.settings.run_dir, hive.settings.state_dir
+    router.add(
+        "alice",
+        "ask bob",
+        ToolCall("Bash", {"command": PROBE.format(run=run_dir, state=state_dir)}),
+        ToolCall("mcp__hyperhive__send", {"to": "bob", "body": "bob, please say pong"}),
+        Text("asked bob"),
+    )
+    router.add(
+        "bob",
+        "please say pong",
+        ToolCall("mcp__hyperhive__send", {"to": "alice", "body": "pong"}),
+        Text("answered alice"),
+    )
+    host = hive.settings.host_socket
+    for name in ("alice", "bob"):
+        reply = await call(host, "spawn", name=name)
+        assert reply["kind"] == "ok", reply
+    sent = await call(host, "send", to="alice", body="please ask bob for a pong")
+    assert sent["kind"] == "ok", sent
+
+    def pong_acked() -> bool:
+        rows = hive.broker.recent("alice", 100)
+        return any(r.sender == "bob" and r.body == "pong" and r.acked for r in rows)
+
+    await until(pong_acked, 150, "bob's pong acked by alice")
+    assert router.pending("alice") == 0
+    assert router.pending("bob") == 0
+    notes = hive.lifecycle.paths(AgentName("alice")).state / "notes.txt"
+    text = notes.read_text()
+    assert "mcp.sock" in text.splitlines()[:10], text  # its own socket, through the bind
+    assert "visible" not in text, text  # nothing of the host's hive is reachable
+    assert f"absent {run_dir}/host.sock" in text
+    assert f"absent {run_dir}/agents/bob/mcp.sock" in text
+    assert f"absent {state_dir}/broker.sqlite" in text
+    bob_rows = hive.broker.recent("bob", 100)
+    assert [r.body for r in bob_rows if r.sender == "alice"] == ["bob, please say pong"]
+
+
+async def test_crash_destroy_revive_purge_on_nspawn(nspawn_hive: tuple[Hive, Router]) -> None:
+    hive, _ = nspawn_hive
+    backend = hive.lifecycle.backend
+    assert isinstance(backend, NspawnBackend)
+    host = hive.settings.host_socket
+    assert (await call(host, "spawn", name="carol"))["kind"] == "ok"
+    paths = hive.lifecycle.paths(AgentName("carol"))
+    log = paths.root / "harness.log"
+    await until(lambda: harness_online(log, "carol"), 30, "carol's harness online")
+    marker = paths.state / "kept.txt"
+    marker.write_text("notes survive a destroy")
+
+    leader = backend.leader(paths)
+    assert leader is not None
+    os.kill(leader, signal.SIGKILL)  # from outside: the container's PID 1 dies
+    crashes = await until(lambda: manager_events(hive, "container_crash"), 20, "container_crash")
+    assert [c["agent"] for c in crashes] == ["carol"]
+    assert hive.registry.get("carol").state == "failed"
+
+    assert (await call(host, "start", name="carol"))["kind"] == "ok"
+    await until(lambda: harness_online(log, "carol"), 30, "carol back after start")
+
+    assert (await call(host, "destroy", name="carol"))["kind"] == "ok"
+    assert not await backend.is_running(paths)
+    assert not paths.socket.exists()
+    assert marker.read_text() == "notes survive a destroy"
+    listed = await call(host, "list")
+    assert {a["name"]: a["state"] for a in listed["items"]}["carol"] == "destroyed"
+    refused = await call(host, "spawn", name="carol")  # spawn of a tombstone = revive
+    assert refused["kind"] == "ok", refused
+    await until(lambda: harness_online(log, "carol"), 30, "carol revived")
+    assert marker.read_text() == "notes survive a destroy"
+    assert [e["revived"] for e in manager_events(hive, "spawned")] == [False, True]
+
+    live_purge = await call(host, "destroy", name="carol", purge=True)
+    assert live_purge["kind"] == "ok", live_purge
+    assert not paths.root.exists()
+    assert not paths.applied.exists()
+    assert "carol" not in {a["name"] for a in (await call(host, "list"))["items"]}
