@@ -142,7 +142,7 @@ async def test_failing_build_tags_failed_with_the_error_and_resets_main(hive: Hi
         pytest.fail("nix-instantiate (Debian nix-bin) is needed: it is the local build check")
     paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
     before = git(paths.applied, "rev-parse", "main")
-    sha = manager_commit(paths.config, "{ pkgs, ... }:\n{\n  hyperhive.model = \"x\"\n", "broken")
+    sha = manager_commit(paths.config, '{ pkgs, ... }:\n{\n  hyperhive.model = "x"\n', "broken")
     approval_id = (await request(hive, sha))["id"]
     assert (await call(hive.settings.host_socket, "approve", id=approval_id))["kind"] == "ok"
     await until(lambda: hive.approvals.get(approval_id).status == "failed", what="failed")
@@ -183,7 +183,9 @@ async def test_deny_tags_denied_with_the_note(hive: Hive) -> None:
     assert "already denied" in again["message"]
 
 
-@pytest.mark.parametrize("ref", ["main", "HEAD", "deadbeef", "cafe1234", "abc", "0123456789abcdef" * 3])
+@pytest.mark.parametrize(
+    "ref", ["main", "HEAD", "deadbeef", "cafe1234", "abc", "0123456789abcdef" * 3]
+)
 async def test_a_branch_name_or_unknown_sha_is_refused(hive: Hive, ref: str) -> None:
     paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
     manager_commit(paths.config, AGENT_NIX)
@@ -248,9 +250,7 @@ async def test_spawn_approval_returns_at_once_and_spawns_in_the_background(
     async with running_hive(tmp_path, harness=False) as hive:
         changes = hive.hub.subscribe()
         request_id = (
-            await call(
-                manager_sock(hive), "request_spawn", name="carol", description="a tester"
-            )
+            await call(manager_sock(hive), "request_spawn", name="carol", description="a tester")
         )["id"]
         reply = await call(hive.settings.host_socket, "approve", id=request_id)
         assert reply["kind"] == "ok", reply

@@ -90,7 +90,8 @@ class Router:
                 # on the shared key, where another agent could take it).
                 step.searched = True
                 active.steps.appendleft(step)
-                return ToolCall("ToolSearch", {"query": f"select:{step.name}", "max_results": 5}, True)
+                query = {"query": f"select:{step.name}", "max_results": 5}
+                return ToolCall("ToolSearch", query, True)
             return step
 
     def pending(self, agent: str) -> int:

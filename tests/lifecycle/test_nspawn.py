@@ -20,9 +20,8 @@ from hyperhive.daemon import Hive
 from hyperhive.lifecycle.names import AgentName
 from hyperhive.lifecycle.nspawn import NspawnBackend
 from hyperhive.settings import BackendKind
-from standin.api import StandIn, Text, ToolCall
-
 from lifecycle.support import Router, harness_online, require_nspawn, until
+from standin.api import StandIn, Text, ToolCall
 
 
 @pytest.fixture
