@@ -39,11 +39,11 @@ class Dash:
 async def running_dashboard(root: Path, **overrides: Any) -> AsyncIterator[Dash]:
     """A started hive plus its dashboard; both stopped on exit."""
     async with running_hive(root, **overrides) as hive:
-        bound = await start_dashboard(hive, port=0)
+        dash = Dash(hive, await start_dashboard(hive, port=0))
         try:
-            yield Dash(hive, bound)
+            yield dash
         finally:
-            await bound.stop()
+            await dash.bound.stop()  # a test may have restarted it
 
 
 async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:

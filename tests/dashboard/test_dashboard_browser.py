@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 from dashsupport import Dash, until
 from hivetest import drain
+from hyperhive.dashboard import start_dashboard
 from hyperhive.lifecycle.names import agent_port
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
@@ -192,6 +193,22 @@ async def test_folded_sections_stay_folded_across_updates_and_reloads(
     await expect(page.locator("#conn")).to_have_text("● live")
     await expect(questions).not_to_have_attribute("open", "")
     await expect(page.locator('details[data-sec="approvals"]')).to_have_attribute("open", "")
+
+
+async def test_the_page_catches_up_after_the_dashboard_restarts(
+    live_dash: Dash, context: BrowserContext
+) -> None:
+    await live_dash.hive.lifecycle.spawn("pat")
+    page = await open_page(context, live_dash)
+    port = live_dash.bound.port
+    await live_dash.bound.stop()
+    await expect(page.locator("#conn")).to_have_text("○ reconnecting")
+    asked = await live_dash.agent("pat", "ask_operator", question="missed me?")
+    await live_dash.hive.lifecycle.kill("pat")
+    live_dash.bound = await start_dashboard(live_dash.hive, port=port)  # same port: REUSEADDR
+    await expect(page.locator("#conn")).to_have_text("● live")
+    await expect(page.locator(f'[data-key="q-{asked["id"]}"]')).to_contain_text("missed me?")
+    await expect(page.locator('[data-key="agent-pat"] .state')).to_have_text("stopped")
 
 
 async def test_a_second_tab_sees_the_same_updates(live_dash: Dash, context: BrowserContext) -> None:

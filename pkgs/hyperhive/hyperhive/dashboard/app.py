@@ -160,15 +160,19 @@ async def bounded(request: web.Request, coro: Coroutine[Any, Any, Any], what: st
     tasks = request.app[TASKS]
     tasks.add(task)
     task.add_done_callback(tasks.discard)
-    done, _ = await asyncio.wait({task}, timeout=VERB_WAIT_SECONDS)
-    if task in done:
-        task.result()
-        return True
 
     def report(finished: asyncio.Task[Any]) -> None:
         if not finished.cancelled() and finished.exception() is not None:
             logger.error("%s failed: %s", what, finished.exception())
 
+    try:
+        done, _ = await asyncio.wait({task}, timeout=VERB_WAIT_SECONDS)
+    except asyncio.CancelledError:  # the browser went away; the verb goes on
+        task.add_done_callback(report)
+        raise
+    if task in done:
+        task.result()
+        return True
     task.add_done_callback(report)
     return False
 

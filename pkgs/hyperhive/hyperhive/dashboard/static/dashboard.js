@@ -123,7 +123,7 @@ function flowChanged(stuck, added) {
 
 // -- the change feed --------------------------------------------------------------------------
 
-const feed = { snapSeq: null, buffer: [] };
+const feed = { snapSeq: null, buffer: [], stale: false };
 
 function apply(frame) {
   const all = lists();
@@ -157,7 +157,16 @@ async function sync() {
   document.body.dataset.seq = snap.seq;
   const held = feed.buffer.filter((f) => f.seq > snap.seq);
   feed.buffer = [];
+  if (feed.stale) { feed.stale = false; resync(); return; }
   held.forEach(apply);
+}
+
+// A failed sync is retried; meanwhile frames are held, but never without bound.
+function resync() {
+  sync().catch((e) => {
+    toast(`could not load the state (${e.message}); retrying`, true);
+    setTimeout(resync, 2000);
+  });
 }
 
 function connect() {
@@ -165,15 +174,22 @@ function connect() {
   const es = new EventSource("/dashboard/stream");
   es.addEventListener("open", () => {
     conn.textContent = "● live"; conn.className = "conn live";
-    sync().catch((e) => toast(`could not load the state: ${e.message}`, true));
+    resync();
   });
   es.addEventListener("change", (e) => {
     const frame = JSON.parse(e.data);
-    if (feed.snapSeq === null) feed.buffer.push(frame);
+    if (feed.snapSeq === null) {
+      // too many frames while the snapshot loads: drop them and take another snapshot after
+      if (feed.buffer.push(frame) > 5000) { feed.buffer = []; feed.stale = true; }
+    }
     else if (frame.seq > feed.snapSeq) { apply(frame); document.body.dataset.seq = frame.seq; }
   });
-  es.addEventListener("resync", () => sync().catch((e) => toast(e.message, true)));
-  es.addEventListener("error", () => { conn.textContent = "○ reconnecting"; conn.className = "conn down"; });
+  es.addEventListener("resync", resync);
+  es.addEventListener("error", () => {
+    conn.textContent = "○ reconnecting"; conn.className = "conn down";
+    // EventSource retries network errors itself but gives up on an HTTP error: start over
+    if (es.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+  });
 }
 
 // -- forms: async post, spinner, toast, two clicks for destructive actions -----------------
