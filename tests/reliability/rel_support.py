@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,7 @@ from hypothesis import HealthCheck, settings
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 FUZZ = settings(
-    max_examples=120,
+    max_examples=80,
     # A real daemon answers over a socket: timing is bench/'s business, not the fuzzer's.
     deadline=None,
     # Under CI the run is derandomized so a red build can be reproduced; locally each run
@@ -35,19 +36,74 @@ if IN_CI:
     FUZZ = settings(FUZZ, database=None)  # a fresh checkout has nothing to replay
 
 STATE_TABLES = ("agents", "messages", "approvals", "operator_questions")
+WATCH_EVENTS = ("needs_login", "logged_in", "container_crash", "needs_update")
+"""System events the daemon's own watchers send on a timer, whatever the clients do."""
+
+
+def _background(table: str, row: sqlite3.Row) -> bool:
+    if table != "messages" or row["sender"] != "system":
+        return False
+    try:
+        event = json.loads(row["body"])
+    except ValueError:
+        return False
+    return isinstance(event, dict) and event.get("event") in WATCH_EVENTS
+
+
+def state_rows(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the broker's state tables, read through a separate connection.
+
+    Rows the daemon's timers write on their own (crash watch, login watch) are left out: a
+    request cannot cause them, and they would make 'refused => unchanged' flaky.
+    """
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        return {
+            table: [
+                tuple(row)
+                for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")
+                if not _background(table, row)
+            ]
+            for table in STATE_TABLES
+        }
+    finally:
+        conn.close()
 
 
 def state_digest(db: Path) -> str:
-    """A hash of every row of the broker's state tables, read through a separate connection."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        digest = hashlib.sha256()
-        for table in STATE_TABLES:
-            for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid"):
-                digest.update(repr(tuple(row)).encode())
-        return digest.hexdigest()
-    finally:
-        conn.close()
+    """A hash of `state_rows`."""
+    return hashlib.sha256(repr(state_rows(db)).encode()).hexdigest()
+
+
+def settle(db: Path, quiet: float = 0.5, within: float = 15.0) -> None:
+    """Wait until the state has not changed for `quiet` seconds (or `within` passed).
+
+    A successful request may keep writing after its answer (a spawn's kick note, a verb
+    answered 202 that runs on); the next example's 'refused => unchanged' needs calm.
+    """
+    deadline = time.monotonic() + within
+    last = state_digest(db)
+    calm_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = state_digest(db)
+        if now != last:
+            last, calm_since = now, time.monotonic()
+        elif time.monotonic() - calm_since >= quiet:
+            return
+
+
+def state_change(before: dict[str, list[tuple[Any, ...]]], db: Path) -> str:
+    """'' when `db` still holds `before`, else the rows that appeared and disappeared."""
+    after = state_rows(db)
+    changes = []
+    for table in STATE_TABLES:
+        new = set(after[table]) - set(before[table])
+        gone = set(before[table]) - set(after[table])
+        if new or gone:
+            changes.append(f"{table}: +{sorted(new)[:3]} -{sorted(gone)[:3]}")
+    return "; ".join(changes)
 
 
 def query(db: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:

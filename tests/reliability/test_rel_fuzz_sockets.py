@@ -10,7 +10,6 @@ same connection answers `whoami` afterwards).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 from hivetest import DaemonProcess
 from hypothesis import given
 from hypothesis import strategies as st
-from rel_support import FUZZ, LineClient, state_digest
+from rel_support import FUZZ, LineClient, settle, state_change, state_rows
 
 COMMANDS = (
     "send recv ack status recent ask_operator whoami request_spawn kill start restart update"
@@ -92,22 +91,9 @@ class Fuzzed:
             "agent": LineClient(daemon.socket_of("ana")),
         }
 
-    def settled_digest(self) -> str:
-        """The state digest once it stops changing (a successful request may leave a
-        follow-up write, e.g. a spawn's kick note, landing just after its reply)."""
-        deadline = time.monotonic() + 5
-        last = state_digest(self.db)
-        while time.monotonic() < deadline:
-            time.sleep(0.02)
-            now = state_digest(self.db)
-            if now == last:
-                return now
-            last = now
-        return last
-
     def check(self, kind: str, line: bytes) -> None:
         client = self.clients[kind]
-        before = state_digest(self.db)
+        before = state_rows(self.db)
         reply = client.raw(line)
         assert isinstance(reply.get("kind"), str), reply
         if reply["kind"] == "err":
@@ -115,9 +101,10 @@ class Fuzzed:
             assert isinstance(message, str), reply
             assert message.strip(), reply
             assert "internal error" not in message, f"{line!r} crashed a handler: {message}"
-            assert state_digest(self.db) == before, f"refused {line!r} but changed state"
+            changed = state_change(before, self.db)
+            assert not changed, f"refused {line!r} ({message}) but changed {changed}"
         else:
-            self.settled_digest()
+            settle(self.db)
         alive = client.call("whoami")
         assert alive["kind"] == "whoami", alive
         assert self.daemon.proc is not None
@@ -128,11 +115,22 @@ class Fuzzed:
             client.close()
 
 
+@pytest.fixture(scope="module")
+def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    """One daemon for the module: starting one per parametrized case is most of the cost."""
+    proc = DaemonProcess(tmp_path_factory.mktemp("fuzz"), HYPERHIVE_HARNESS="false")
+    proc.start()
+    try:
+        for name in ("ana", "ben"):
+            assert proc.cli("spawn", name).returncode == 0
+        yield proc
+    finally:
+        proc.stop()
+
+
 @pytest.fixture
-def fuzzed(daemon: DaemonProcess) -> Iterator[Fuzzed]:
-    for name in ("ana", "ben"):
-        assert daemon.cli("spawn", name).returncode == 0
-    target = Fuzzed(daemon)
+def fuzzed(fuzz_daemon: DaemonProcess) -> Iterator[Fuzzed]:
+    target = Fuzzed(fuzz_daemon)
     yield target
     target.close()
 
