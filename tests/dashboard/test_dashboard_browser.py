@@ -232,6 +232,9 @@ async def test_journal_viewer_and_flow_pill(live_dash: Dash, context: BrowserCon
     logs = page.locator("#logs-lea")
     await logs.locator("summary").click()
     await expect(logs.locator("pre")).to_contain_text("marker: turn 1 ok")
+    with log.open("a") as f:  # an open viewer follows the log
+        f.write("marker: turn 2 ok\n")
+    await expect(logs.locator("pre")).to_contain_text("marker: turn 2 ok")
     # the open viewer survives its row being re-rendered
     await live_dash.hive.lifecycle.kill("lea")
     await expect(page.locator('[data-key="agent-lea"] .state')).to_have_text("stopped")

@@ -248,8 +248,9 @@ async function loadLogs(details) {
   try {
     const r = await fetch(`/api/journal/${encodeURIComponent(details.dataset.name)}?lines=300`);
     const j = await r.json();
+    const stuck = pre.textContent === "…" || atBottom(pre);
     pre.textContent = r.ok ? (j.lines.join("\n") || "(no log lines yet)") : j.error;
-    pre.scrollTop = pre.scrollHeight;
+    if (stuck) pre.scrollTop = pre.scrollHeight;
   } catch (e) { pre.textContent = `logs unavailable: ${e}`; }
 }
 
@@ -259,7 +260,10 @@ document.addEventListener("toggle", (e) => {
   if (el.matches("details[data-sec]")) localStorage.setItem(`hive.sec.${el.dataset.sec}`, el.open ? "open" : "closed");
 }, true);
 
+let ticks = 0;
 function tick() {
+  // open log viewers follow the journal every 5 s while the tab is visible
+  if (++ticks % 5 === 0 && !document.hidden) $$("details.logs[open]").forEach(loadLogs);
   const now = Date.now() / 1000;
   for (const t of $$(".ttl[data-deadline]")) {
     const left = Math.max(0, Math.round(+t.dataset.deadline - now));
