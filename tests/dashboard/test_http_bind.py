@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 
@@ -83,3 +84,20 @@ async def test_serve_app_answers_on_the_bound_port() -> None:
             assert await r.text() == "hi"
     finally:
         await bound.stop()
+
+
+async def test_cancelling_while_waiting_for_the_port_ends_the_retry_loop() -> None:
+    blocker = occupy()
+    port = blocker.getsockname()[1]
+    waiting = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        waiting.set()
+        await asyncio.Event().wait()  # parked until cancelled
+
+    task = asyncio.create_task(bind_with_retry("127.0.0.1", port, sleep=sleep))
+    await waiting.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    blocker.close()

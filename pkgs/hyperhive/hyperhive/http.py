@@ -117,10 +117,14 @@ async def serve_app(
     await runner.setup()
     try:
         sock = await bind_with_retry(host, port, delays=delays)
-        bound_port = int(sock.getsockname()[1])
-        site = web.SockSite(runner, sock)
-        await site.start()
+    except BaseException:  # cancelled while waiting for the port, or it never came free
+        await runner.cleanup()
+        raise
+    bound_port = int(sock.getsockname()[1])
+    try:
+        await web.SockSite(runner, sock).start()
     except BaseException:
+        sock.close()
         await runner.cleanup()
         raise
     logger.info("listening on %s:%d", host, bound_port)
