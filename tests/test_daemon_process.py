@@ -140,6 +140,9 @@ def test_cli_reports_an_unreachable_daemon_clearly(tmp_path: Path) -> None:
         "start",
         "restart",
         "rebuild",
+        "update",
+        "revive",
+        "request-apply-commit",
         "destroy",
     ],
 )
