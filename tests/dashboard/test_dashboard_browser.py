@@ -22,13 +22,20 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    """A fresh browser profile per test."""
+    """A fresh browser profile per test; fails the test on a script error or CSP violation."""
     ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
     ctx.set_default_timeout(10_000)
+    errors: list[str] = []
+    ctx.on("weberror", lambda e: errors.append(str(e.error)))
+    ctx.on(
+        "console",
+        lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     try:
         yield ctx
     finally:
         await ctx.close()
+    assert errors == []
 
 
 async def open_page(context: BrowserContext, dash: Dash) -> Page:
