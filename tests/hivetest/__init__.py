@@ -84,6 +84,7 @@ def daemon_env(root: Path, **extra: str) -> dict[str, str]:
         HYPERHIVE_STATE_DIR=str(root / "state"),
         HYPERHIVE_RUN_DIR=str(root / "run"),
         HYPERHIVE_BACKEND="local",
+        HYPERHIVE_DASHBOARD_PORT="0",  # parallel daemons must not fight over 7000
         **extra,
     )
     return env

@@ -10,8 +10,10 @@ from collections.abc import Coroutine
 
 from hyperhive.approvals.service import Approvals
 from hyperhive.broker.service import Broker
+from hyperhive.dashboard import start_dashboard
 from hyperhive.db.connection import Database
 from hyperhive.db.schema import BROKER_MIGRATIONS
+from hyperhive.http import BoundApp
 from hyperhive.hub import Hub
 from hyperhive.lifecycle.backends import Backend, make_backend
 from hyperhive.lifecycle.names import MANAGER, OPERATOR, AgentName
@@ -144,9 +146,18 @@ async def serve(settings: Settings) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await hive.start()
-    print(f"hive-c0re: ready — admin socket {settings.host_socket}", flush=True)
+    dashboard: BoundApp | None = None
+    try:
+        dashboard = await start_dashboard(hive)
+    except OSError as exc:
+        # Agents keep working without the page, and the CLI still has operator authority.
+        logger.error("dashboard not started: %s", exc)
+    where = dashboard.url if dashboard else "not running"
+    print(f"hive-c0re: ready — admin socket {settings.host_socket}, dashboard {where}", flush=True)
     try:
         await stop.wait()
     finally:
         logger.info("hive-c0re shutting down")
+        if dashboard is not None:
+            await dashboard.stop()  # closes the SSE streams first
         await hive.stop()

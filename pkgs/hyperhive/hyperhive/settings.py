@@ -34,7 +34,9 @@ class Settings(BaseSettings):
         BackendKind.NIXOS,
         description="Container backend: nixos (production), nspawn, or local (no isolation).",
     )
-    dashboard_port: int = Field(7000, ge=1, le=65535, description="Dashboard TCP port.")
+    dashboard_port: int = Field(
+        7000, ge=0, le=65535, description="Dashboard TCP port (0 picks a free port)."
+    )
     dashboard_host: str = Field(
         "127.0.0.1",
         description="Dashboard bind address; anything but loopback is an explicit choice.",
