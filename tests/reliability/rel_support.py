@@ -3,14 +3,12 @@ a tmpfs mount that is always unmounted."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
 import socket
 import sqlite3
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -203,57 +201,3 @@ def fill(directory: Path) -> Path:
         except OSError:
             pass
     return filler
-
-
-class ServedDashboard:
-    """An in-process hive plus its dashboard on 127.0.0.1:0, run on a thread of its own.
-
-    Hypothesis drives synchronous test bodies, so the server gets its own event loop; the
-    HTTP traffic is still real (a TCP socket, aiohttp's parser). Only loads the dashboard
-    package when used, so the socket tests do not depend on it.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.url = ""
-        self.db = root / "state" / "broker.sqlite"
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="dashboard-under-test")
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # handed to the test thread
-            self._failure = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        from hivetest import running_hive
-        from hyperhive.dashboard import start_dashboard
-
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with running_hive(self.root, harness=False) as hive:
-            bound = await start_dashboard(hive, port=0)
-            try:
-                self.url = bound.url
-                self._ready.set()
-                await self._stop.wait()
-            finally:
-                await bound.stop()
-
-    def __enter__(self) -> ServedDashboard:
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise TimeoutError("the dashboard did not start within 30 s")
-        if self._failure is not None:
-            raise RuntimeError(f"the dashboard failed to start: {self._failure!r}")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)

@@ -1,6 +1,6 @@
-"""Property tests of every state-changing dashboard route (SPEC §11), over real HTTP.
+"""Property tests of every state-changing dashboard route (SPEC §11): real daemon, real HTTP.
 
-For arbitrary path parameters, form fields (url-encoded or raw bytes under any content
+For arbitrary path parameters, form fields (url-encoded, or raw bytes under non-form content
 type) and Origin / Sec-Fetch-Site headers, the dashboard must: never answer 500; when it
 refuses (4xx/503), say why in a non-empty `error` and leave the database as it was; stay
 up (`/api/state` answers afterwards). A cross-origin write is always refused.
@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
+from hivetest import DaemonProcess
 from hypothesis import given
 from hypothesis import strategies as st
 from rel_support import (
     FUZZ,
     LineClient,
-    ServedDashboard,
     settle,
     state_change,
     state_digest,
@@ -72,14 +72,17 @@ fetch_sites = st.sampled_from([None, "same-origin", "none", "cross-site", "same-
 
 
 class Http:
-    """The dashboard under test plus a blocking HTTP client for it."""
+    """The dashboard of a real `hive-c0re serve` plus a blocking HTTP client for it."""
 
-    def __init__(self, served: ServedDashboard) -> None:
-        self.served = served
-        parts = urlsplit(served.url)
+    def __init__(self, daemon: DaemonProcess) -> None:
+        found = re.search(r"dashboard (http://\S+)", daemon.log.read_text())
+        if found is None:
+            pytest.fail(f"hive-c0re printed no dashboard URL:\n{daemon.log.read_text()}")
+        parts = urlsplit(found.group(1))
         assert parts.hostname is not None
         assert parts.port is not None
         self.host, self.port = parts.hostname, parts.port
+        self.db = daemon.root / "state" / "broker.sqlite"
 
     def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
@@ -93,22 +96,29 @@ class Http:
             conn.close()
 
 
-@pytest.fixture
-def dashboard(tmp_path: Path) -> Iterator[Http]:
-    with ServedDashboard(tmp_path) as served:
-        run = tmp_path / "run"
-        host = LineClient(run / "host.sock")
-        for name in ("ana", "ben"):
-            assert host.call("spawn", name=name)["kind"] == "ok"
-        ana = LineClient(run / "agents" / "ana" / "mcp.sock")
-        assert ana.call("ask_operator", question="ok?", options=["yes", "no"])["kind"] == (
-            "question_queued"
-        )
-        manager = LineClient(run / "manager" / "mcp.sock")
-        assert manager.call("request_spawn", name="cleo")["kind"] == "ok"
-        for client in (host, ana, manager):
-            client.close()
-        yield Http(served)
+@pytest.fixture(scope="module")
+def http_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    """One daemon for the module: starting one per test is most of the cost."""
+    proc = DaemonProcess(tmp_path_factory.mktemp("http"), HYPERHIVE_HARNESS="false")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def dashboard(http_daemon: DaemonProcess) -> Http:
+    daemon = http_daemon
+    host = LineClient(daemon.host_socket)
+    for name in ("ana", "ben"):
+        assert host.call("spawn", name=name)["kind"] == "ok"
+    ana = LineClient(daemon.socket_of("ana"))
+    asked = ana.call("ask_operator", question="ok?", options=["yes", "no"])
+    assert asked["kind"] == "question_queued"
+    manager = LineClient(daemon.socket_of("manager"))
+    assert manager.call("request_spawn", name="cleo")["kind"] == "ok"
+    for client in (host, ana, manager):
+        client.close()
+    return Http(daemon)
 
 
 def headers_for(target: Http, origin: str, site: str | None, content_type: str) -> dict[str, str]:
@@ -144,7 +154,7 @@ def test_form_routes_never_crash_and_refusals_change_nothing(
         param = "ben"
     path = route.format(quote(param, safe=""))
     content_type, payload = body
-    before = state_rows(dashboard.served.db)
+    before = state_rows(dashboard.db)
     status, kind, answer = dashboard.request(
         "POST", path, payload, headers_for(dashboard, origin, site, content_type)
     )
@@ -164,23 +174,25 @@ def test_form_routes_never_crash_and_refusals_change_nothing(
         else:
             # only aiohttp's own router answers without JSON: a path that matched no route
             assert status in (404, 405), (status, answer[:300])
-        changed = state_change(before, dashboard.served.db)
+        changed = state_change(before, dashboard.db)
         assert not changed, f"refused POST {path} ({status}: {answer[:200]!r}) changed {changed}"
     else:
         assert 200 <= status < 300, (status, answer[:300])
-        settle(dashboard.served.db)
+        settle(dashboard.db)
     alive, _, snapshot = dashboard.request("GET", "/api/state")
     assert alive == 200
     assert "seq" in json.loads(snapshot)
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
-@pytest.mark.parametrize("route", ROUTES)
-def test_state_changing_routes_accept_only_post(dashboard: Http, route: str, method: str) -> None:
-    before = state_digest(dashboard.served.db)
-    status, _, _ = dashboard.request(method, route.format("1"))
-    assert status == 405, (method, route, status)
-    assert state_digest(dashboard.served.db) == before
+def test_state_changing_routes_accept_only_post(dashboard: Http) -> None:
+    before = state_digest(dashboard.db)
+    answers = {
+        (method, route): dashboard.request(method, route.format("1"))[0]
+        for route in ROUTES
+        for method in ("GET", "PUT", "DELETE")
+    }
+    assert {key: status for key, status in answers.items() if status != 405} == {}
+    assert state_digest(dashboard.db) == before
 
 
 @pytest.mark.xfail(
@@ -200,17 +212,17 @@ def test_state_changing_routes_accept_only_post(dashboard: Http, route: str, met
 def test_unreadable_form_bodies_are_refused_as_bad_requests(
     dashboard: Http, content_type: str, payload: bytes
 ) -> None:
-    before = state_digest(dashboard.served.db)
+    before = state_digest(dashboard.db)
     status, _, answer = dashboard.request(
         "POST", "/deny/1", payload, headers_for(dashboard, "same", None, content_type)
     )
     assert status == 400, (status, answer[:300])
-    assert state_digest(dashboard.served.db) == before
+    assert state_digest(dashboard.db) == before
 
 
 def test_a_valid_same_origin_form_does_change_state(dashboard: Http) -> None:
     """The fuzz's 'refused => unchanged' check would pass vacuously if nothing ever worked."""
-    before = state_digest(dashboard.served.db)
+    before = state_digest(dashboard.db)
     status, _, answer = dashboard.request(
         "POST",
         "/send",
@@ -219,4 +231,4 @@ def test_a_valid_same_origin_form_does_change_state(dashboard: Http) -> None:
     )
     reply: dict[str, Any] = json.loads(answer)
     assert (status, reply["ok"]) == (200, True), reply
-    assert state_digest(dashboard.served.db) != before
+    assert state_digest(dashboard.db) != before
