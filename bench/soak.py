@@ -8,9 +8,6 @@ frames; `/api/state` is fetched every few seconds. Every `--every` seconds one l
 throughput, send and delivery latency (p50/p99), SSE frames, `/api/state` time, the
 daemon's RSS and the error count; the summary adds the RSS trend (flat = no leak).
 
-The daemon is `hive-c0re serve` when it serves the dashboard itself; until it does, this
-script's `--serve` mode runs the same composition (Hive + start_dashboard) in the child.
-
     .venv/bin/python bench/soak.py [--seconds 120] [--agents 50] [--sse 10] [--rate 500]
 
 Bounded: at most 30 minutes. Prints numbers; asserts nothing (exit code 0 unless the
@@ -25,8 +22,7 @@ import contextlib
 import json
 import os
 import random
-import signal
-import socket
+import re
 import statistics
 import subprocess
 import sys
@@ -44,13 +40,7 @@ MAX_SECONDS = 1800
 # -- the daemon under test ---------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def daemon_env(root: Path, port: int) -> dict[str, str]:
+def daemon_env(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERHIVE_")}
     env.update(
         HYPERHIVE_STATE_DIR=str(root / "state"),
@@ -58,31 +48,9 @@ def daemon_env(root: Path, port: int) -> dict[str, str]:
         HYPERHIVE_BACKEND="local",
         HYPERHIVE_HARNESS="false",  # the soak drives the agents' sockets itself
         HYPERHIVE_DASHBOARD_HOST="127.0.0.1",
-        HYPERHIVE_DASHBOARD_PORT=str(port),
+        HYPERHIVE_DASHBOARD_PORT="0",  # a free port; the ready line names it
     )
     return env
-
-
-async def serve_here() -> None:
-    """`--serve`: the daemon's composition with its dashboard, in this process."""
-    from hyperhive.daemon import Hive
-    from hyperhive.dashboard import start_dashboard
-    from hyperhive.settings import Settings
-
-    settings = Settings()  # from the HYPERHIVE_* environment set by the parent
-    hive = Hive(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await hive.start()
-    bound = await start_dashboard(hive)
-    print(f"hive-c0re: ready — dashboard {bound.url}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await bound.stop()
-        await hive.stop()
 
 
 @dataclass
@@ -90,7 +58,6 @@ class Daemon:
     proc: subprocess.Popen[bytes]
     root: Path
     url: str
-    how: str
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -108,48 +75,27 @@ class Daemon:
                 self.proc.wait(10)
 
 
-def launch(root: Path, argv: list[str], port: int, log_name: str) -> subprocess.Popen[bytes]:
-    path = root / log_name
-    with path.open("wb") as log:
-        proc = subprocess.Popen(argv, env=daemon_env(root, port), stdout=log, stderr=log)
+def start_daemon(root: Path) -> Daemon:
+    """`hive-c0re serve` in `root`, once its ready line (with the dashboard URL) is out."""
+    log_path = root / "daemon.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hyperhive.cli.c0re", "serve"],
+            env=daemon_env(root),
+            stdout=log,
+            stderr=log,
+        )
     deadline = time.monotonic() + 30
-    while "ready" not in path.read_text():
+    while "ready" not in (text := log_path.read_text()):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise SystemExit("the daemon did not start:\n" + path.read_text())
+            raise SystemExit("the daemon did not start:\n" + text)
         time.sleep(0.05)
-    return proc
-
-
-async def dashboard_answers(url: str) -> bool:
-    with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(url + "/api/state", timeout=aiohttp.ClientTimeout(total=3)) as resp,
-        ):
-            return resp.status == 200
-    return False
-
-
-async def start_daemon(root: Path) -> Daemon:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = launch(root, [sys.executable, "-m", "hyperhive.cli.c0re", "serve"], port, "c0re.log")
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        if await dashboard_answers(url):
-            return Daemon(proc, root, url, "hive-c0re serve")
-        await asyncio.sleep(0.1)
-    proc.terminate()
-    proc.wait(15)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, str(Path(__file__).resolve()), "--serve"]
-    proc = launch(root, argv, port, "soak-serve.log")
-    if not await dashboard_answers(url):
+    found = re.search(r"dashboard (http://\S+)", text)
+    if found is None:
         proc.kill()
-        raise SystemExit("the dashboard did not answer:\n" + (root / "soak-serve.log").read_text())
-    return Daemon(proc, root, url, "bench/soak.py --serve (hive-c0re serve has no dashboard yet)")
+        raise SystemExit("the daemon serves no dashboard:\n" + text)
+    return Daemon(proc, root, found.group(1))
 
 
 # -- load ----------------------------------------------------------------------------------------
@@ -382,7 +328,7 @@ def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
 async def soak(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="hh-soak-") as tmp:
         root = Path(tmp)
-        daemon = await start_daemon(root)
+        daemon = start_daemon(root)
         try:
             await run(daemon, args)
         finally:
@@ -398,7 +344,7 @@ async def run(daemon: Daemon, args: argparse.Namespace) -> None:
             raise SystemExit(f"spawn {name} failed: {reply}")
     host.close()
     rss_start = daemon.rss_mb()
-    print(f"daemon: {daemon.how}, pid {daemon.proc.pid}, dashboard {daemon.url}")
+    print(f"daemon: hive-c0re serve, pid {daemon.proc.pid}, dashboard {daemon.url}")
     print(
         f"load: {args.agents} agents x (1 sender + 1 parked recv/ack), {args.rate} msg/s total,"
         f" {args.sse} SSE clients, /api/state every 5 s, {args.seconds} s;"
@@ -454,11 +400,7 @@ def main() -> None:
     parser.add_argument("--sse", type=int, default=10)
     parser.add_argument("--rate", type=float, default=500, help="total sends per second")
     parser.add_argument("--every", type=float, default=10, help="seconds between report lines")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        asyncio.run(serve_here())
-        return
     if not 0 < args.seconds <= MAX_SECONDS:
         parser.error(f"--seconds must be between 1 and {MAX_SECONDS}")
     asyncio.run(soak(args))
