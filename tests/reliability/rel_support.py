@@ -165,7 +165,7 @@ def tmpfs(mountpoint: Path, size: str) -> Iterator[Path]:
             text=True,
             check=False,
         )
-        problem = done.stderr.strip() if done.returncode != 0 else ""
+        problem = done.stderr.strip().rstrip(".") if done.returncode != 0 else ""
     except FileNotFoundError:
         problem = "there is no mount command on PATH"
     if problem:
