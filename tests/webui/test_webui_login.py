@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from webui.webuisupport import LiveUI, running_webui
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 LOGIN_CMD = shlex.join([sys.executable, str(Path(__file__).with_name("standin_login.py"))])
 
 
@@ -52,6 +54,9 @@ async def test_login_flow_shows_the_url_takes_the_code_and_ends_online(
     link = page.locator("#login-url")
     await expect(link).to_have_attribute("href", URL)
     await expect(page.locator("#login-output")).to_contain_text("Paste code here")
+    if os.environ.get("HYPERHIVE_UPDATE_SCREENSHOTS") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(DOCS_IMG / "webui-login.png"))
     await page.locator("#login-code input[name=code]").fill(GOOD_CODE)
     await page.locator("#login-code button").click()
     await expect(badge).to_have_attribute("data-status", "online", timeout=30_000)

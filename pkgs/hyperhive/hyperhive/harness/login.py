@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from hyperhive.errors import Conflict, InvalidRequest
@@ -107,7 +108,7 @@ class LoginRunner:
             raise InvalidRequest("HYPERHIVE_LOGIN_CMD is empty: set it (e.g. claude auth login)")
         self._text = ""
         self.view = LoginView()
-        self._set(LoginPhase.STARTING, note=f"running {argv[0]}")
+        self._set(LoginPhase.STARTING, note=f"running {Path(argv[0]).name}")
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *argv,

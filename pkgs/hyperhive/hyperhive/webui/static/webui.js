@@ -478,7 +478,6 @@ async function loadState() {
   ui.clockSkew = s.now - Date.now() / 1000;
   ui.state = s;
   ui.models = s.models || [];
-  ui.statusSeen = s.status;
   $("#store-note").textContent = s.store ? "" : "no-store mode: no history, live only";
   renderState();
   renderLogin();
@@ -492,12 +491,14 @@ async function loadHistory() {
   // Drawn event by event, exactly as live, so a result lands under its own call and a
   // reload looks the same; no layout reads until the end.
   ui.replaying = true;
+  ui.statusSeen = null; // the first state event of the history is a start, not a change
   try {
     for (const ev of j.events) append(consume(ev, false), { count: false });
   } finally {
     ui.replaying = false;
   }
   ui.lastId = Math.max(ui.lastId, j.last_id);
+  ui.statusSeen = ui.state ? ui.state.status : ui.statusSeen;
   toBottom();
 }
 
