@@ -266,3 +266,38 @@ async def test_scrolled_up_the_view_stays_and_a_pill_counts_new_lines(
     await pill.click()
     await expect(pill).to_be_hidden()
     assert await term.evaluate("t => t.scrollHeight - t.scrollTop - t.clientHeight < 30")
+
+
+async def test_each_tool_has_its_own_one_line_form(ui: LiveUI, page: Page) -> None:
+    # One assistant line as claude prints it (stream-json), with a call of every kind.
+    calls = [
+        ("Write", {"file_path": "/state/a.md", "content": "one\ntwo\nthree"}),
+        ("Edit", {"file_path": "/state/a.md", "old_string": "one", "new_string": "1"}),
+        ("Glob", {"pattern": "**/*.nix", "path": "/state"}),
+        ("Grep", {"pattern": "TODO"}),
+        ("mcp__hyperhive__recv", {"wait_seconds": 180}),
+        ("mcp__hyperhive__ask_operator", {"question": "deploy now?", "options": ["yes"]}),
+        ("mcp__hyperhive__whoami", {}),
+        ("mcp__forge__view", {"number": 42}),
+    ]
+    content = [
+        {"type": "tool_use", "id": f"toolu_form{n}", "name": name, "input": args}
+        for n, (name, args) in enumerate(calls)
+    ]
+    before = await page.locator("#term .k-tool").count()
+    ui.run.harness.bus.publish(
+        "stream", {"type": "assistant", "message": {"role": "assistant", "content": content}}
+    )
+    tools = page.locator("#term .k-tool")
+    await expect(tools).to_have_count(before + len(calls))
+    texts = [t.split("\n")[-1].strip() for t in (await tools.all_inner_texts())[before:]]
+    assert [t.split("⚙", 1)[-1].strip() for t in texts] == [
+        "Write /state/a.md (3 lines)",
+        "Edit /state/a.md",
+        "Glob **/*.nix in /state",
+        "Grep TODO",
+        "recv (wait 180 s)",
+        "ask_operator: deploy now?",
+        "whoami",
+        'forge.view {"number":42}',
+    ]
