@@ -91,25 +91,40 @@ function toBottom() {
   $("#pill").hidden = true;
 }
 
-// Append nodes; keep the view pinned to the bottom only if it was there already.
+// Live lines are appended at once, but the scroll bookkeeping runs once per animation frame:
+// "was the view at the bottom" is read before the frame's first append, so a burst of events
+// costs one layout, not one per line.
+let pending = null; // { stuck, added } of the frame being collected
+
+function beginFrame() {
+  if (ui.replaying || pending) return;
+  pending = { stuck: atBottom(term()), added: 0 };
+  requestAnimationFrame(settle);
+}
+
+function settle() {
+  const f = pending;
+  pending = null;
+  if (!f) return;
+  if (f.stuck) { toBottom(); return; }
+  if (!f.added) return;
+  ui.unseen += f.added;
+  const pill = $("#pill");
+  pill.hidden = false;
+  $("span", pill).textContent = ui.unseen;
+}
+
 function append(nodes, { count = true } = {}) {
   if (!nodes.length) return;
+  beginFrame();
   const t = term();
-  const stuck = ui.replaying || atBottom(t);
   for (const n of nodes) t.append(n);
   const extra = t.children.length - TERM_CAP;
   for (let i = 0; i < extra; i++) t.firstElementChild.remove();
   if (ui.tools.size > TERM_CAP) {
     for (const [id, n] of ui.tools) { if (n.isConnected) break; ui.tools.delete(id); }
   }
-  if (ui.replaying) return;
-  if (stuck) toBottom();
-  else if (count) {
-    ui.unseen += nodes.length;
-    const pill = $("#pill");
-    pill.hidden = false;
-    $("span", pill).textContent = ui.unseen;
-  }
+  if (pending && count) pending.added += nodes.length;
 }
 
 function line(kind, glyph, content, ts) {
@@ -212,9 +227,8 @@ function renderStream(ev, live) {
           // Keep a result under its own call even when other lines came in between.
           let after = owner;
           while (after.nextElementSibling && after.nextElementSibling.classList.contains("result")) after = after.nextElementSibling;
-          const stuck = !ui.replaying && atBottom(term());
+          beginFrame();
           after.after(box);
-          if (stuck) toBottom();
         } else out.push(box);
       } else if (b.type === "text" && b.text) out.push(line("k-sys", "·", b.text, ev.ts));
     }
@@ -359,7 +373,7 @@ function renderInbox(view) {
 function helpLines(intro) {
   const lines = intro ? [intro, ...HELP] : HELP;
   append([line("k-help", "?", lines.join("\n"))], { count: false });
-  toBottom();
+  if (pending) pending.stuck = true; // the operator asked: show it
 }
 
 async function runCommand(text) {
