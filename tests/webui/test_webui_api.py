@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from hyperhive.webui.control import MAX_MESSAGE
-from standin.api import Kind, StandIn, Text, ToolCall
+from standin.api import Hang, Kind, StandIn, Text, ToolCall
 
 from webui.webuisupport import LiveUI, running_webui
 
@@ -141,6 +141,23 @@ async def test_code_without_a_running_login_says_so(ui: LiveUI) -> None:
 
 async def turn_of(ui: LiveUI, message_id: int) -> None:
     await ui.run.wait_event("turn_end", lambda e: e.payload["message_id"] == message_id)
+
+
+async def test_an_operator_message_waits_for_the_running_turn(ui: LiveUI, standin: StandIn) -> None:
+    hang = Hang(max_seconds=120)
+    standin.script(ui.key, hang, Text("web message handled"))
+    mid = await ui.send("a long broker turn")
+    assert await asyncio.to_thread(hang.started.wait, 60)
+    status, body = await ui.request("POST", "/api/send", {"body": "while you are busy"})
+    assert (status, body["queued"]) == (202, 1)
+    status, _ = await ui.request("POST", "/api/cancel")
+    assert status == 200
+    ended = await ui.run.wait_event("turn_end", lambda e: e.payload["message_id"] == mid)
+    started = await ui.run.wait_event("turn_start", lambda e: e.payload["message_id"] is None)
+    # One claude at a time: the web UI's turn started only after the broker turn ended.
+    assert started.id > ended.id
+    done = await ui.run.wait_event("turn_end", lambda e: e.payload["message_id"] is None)
+    assert done.payload["ok"] is True
 
 
 async def test_compact_runs_on_the_session_between_turns(ui: LiveUI, standin: StandIn) -> None:
