@@ -165,6 +165,46 @@ def test_json_that_is_not_a_request_object_is_refused(
     fuzzed.check(kind, json.dumps(value).encode() + b"\n")
 
 
+WHOAMI = b'{"cmd": "whoami"}\n'
+
+
+@pytest.mark.parametrize("kind", SOCKET_KINDS)
+@FUZZ
+@given(
+    lines=st.lists(st.binary(max_size=300), min_size=1, max_size=6),
+    cuts=st.lists(st.integers(0, 4000), max_size=6),
+)
+def test_pipelined_lines_cut_anywhere_get_one_reply_each_in_order(
+    fuzzed: Fuzzed, kind: str, lines: list[bytes], cuts: list[int]
+) -> None:
+    """Framing: replies follow requests one to one even when a write carries several lines
+    or ends mid-line; a `whoami` after every fuzzed line marks where each answer belongs."""
+    payload = b"".join(line.replace(b"\n", b"") + b"\n" + WHOAMI for line in lines)
+    client = fuzzed.clients[kind]
+    start = 0
+    for cut in sorted({c % len(payload) for c in cuts} | {len(payload)}):
+        client.sock.sendall(payload[start:cut])
+        start = cut
+    for line in lines:
+        first = json.loads(client.file.readline())
+        assert isinstance(first.get("kind"), str), (line, first)
+        second = json.loads(client.file.readline())
+        assert second["kind"] == "whoami", f"replies out of step after {line!r}: {second}"
+
+
+@pytest.mark.parametrize("kind", SOCKET_KINDS)
+def test_a_line_over_one_mib_is_refused_and_the_next_one_answered(
+    fuzzed: Fuzzed, kind: str
+) -> None:
+    client = fuzzed.clients[kind]
+    client.sock.sendall(b'{"cmd": "send", "to": "ben", "body": "' + b"x" * 2**20 + b'"}\n')
+    client.sock.sendall(WHOAMI)
+    refused = json.loads(client.file.readline())
+    assert refused["kind"] == "err"
+    assert "exceeds" in refused["message"], refused
+    assert json.loads(client.file.readline())["kind"] == "whoami"
+
+
 @pytest.mark.parametrize(
     ("kind", "request_"),
     [
