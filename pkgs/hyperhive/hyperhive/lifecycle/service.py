@@ -141,6 +141,18 @@ class Lifecycle:
         record = repos.deployed_record(self.paths(AgentName(name)))
         return bool(record) and record.get("flake_ref", "") != self._settings.flake_ref
 
+    def deployed_sha(self, name: str) -> str | None:
+        """The applied commit the agent's container was last built from (None if never)."""
+        if name == MANAGER:
+            return None
+        return repos.deployed_record(self.paths(AgentName(name))).get("sha") or None
+
+    async def journal(self, raw_name: str, lines: int) -> list[str]:
+        """The last `lines` log lines of a registered agent's harness (the journal viewer)."""
+        name = MANAGER if raw_name == MANAGER else validate_name(raw_name)
+        self._registry.get(name)
+        return await self.backend.journal(self.paths(name), lines)
+
     def logged_in(self, name: str) -> bool:
         """Whether the agent has claude credentials (or an API key is passed through)."""
         if os.environ.get("ANTHROPIC_API_KEY"):
