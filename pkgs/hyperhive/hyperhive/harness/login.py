@@ -79,8 +79,10 @@ class LoginRunner:
         env: Mapping[str, str],
         publish: Publish,
         on_logged_in: Callable[[], None],
+        claude_bin: str = "claude",
     ) -> None:
         self._command = command
+        self._claude_bin = claude_bin
         self._env = env
         self._publish = publish
         self._on_logged_in = on_logged_in
@@ -106,6 +108,9 @@ class LoginRunner:
             ) from exc
         if not argv:
             raise InvalidRequest("HYPERHIVE_LOGIN_CMD is empty: set it (e.g. claude auth login)")
+        if argv[0] == "claude":
+            # The same CLI the turns run (HYPERHIVE_CLAUDE_BIN), which need not be on PATH.
+            argv[0] = self._claude_bin
         self._text = ""
         self.view = LoginView()
         self._set(LoginPhase.STARTING, note=f"running {Path(argv[0]).name}")

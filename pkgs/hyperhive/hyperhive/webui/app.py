@@ -371,7 +371,11 @@ def create_app(harness: Harness, *, inbox_interval: float | None = None) -> web.
         middlewares=[errors_middleware, same_origin_middleware], client_max_size=CLIENT_MAX_SIZE
     )
     login = LoginRunner(
-        harness.settings.login_cmd, harness.loop.env, harness.bus.publish, harness.loop.logged_in
+        harness.settings.login_cmd,
+        harness.loop.env,
+        harness.bus.publish,
+        harness.loop.logged_in,
+        claude_bin=harness.settings.claude_bin,
     )
     controls = Controls(harness.settings, harness.loop, harness.bus, login)
     app[HARNESS] = harness
