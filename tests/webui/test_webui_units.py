@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import socket
+import time
 from pathlib import Path
 
 import hyperhive
 import pytest
 from hyperhive.errors import InvalidRequest
+from hyperhive.harness.login import LoginPhase, LoginRunner
 from hyperhive.webui.app import trusted_host
 from hyperhive.webui.control import validate_model
 from hyperhive.webui.server import port_from_name
@@ -53,3 +56,30 @@ def test_only_this_machines_names_are_trusted_hosts() -> None:
     assert trusted_host(f"{socket.gethostname()}:8100")
     for host in ("evil.example:8123", "127.0.0.1.nip.io:8123", "", "localhost.evil.example"):
         assert not trusted_host(host), host
+
+
+async def test_a_login_command_starting_with_claude_runs_the_configured_cli(
+    claude_bin: Path, tmp_path: Path
+) -> None:
+    phases: list[str] = []
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DISABLE_AUTOUPDATER": "1"}
+    runner = LoginRunner(
+        "claude auth --help",
+        env,
+        lambda kind, payload: phases.append(payload["phase"]),
+        lambda: None,
+        claude_bin=str(claude_bin),  # not on this PATH: only the substitution finds it
+    )
+    await runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while runner.view.phase is LoginPhase.STARTING:
+            assert time.monotonic() < deadline, runner.view
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.close()
+    assert any("Manage authentication" in line for line in runner.view.output), runner.view
+    # It exited 0 without writing credentials: a failure that says what to do.
+    assert runner.view.phase is LoginPhase.FAILED
+    assert "no credentials appeared" in runner.view.note
+    assert phases == ["starting", "failed"]
