@@ -74,11 +74,17 @@ def state_digest(db: Path) -> str:
     return hashlib.sha256(repr(state_rows(db)).encode()).hexdigest()
 
 
-def settle(db: Path, quiet: float = 0.5, within: float = 15.0) -> None:
-    """Wait until the state has not changed for `quiet` seconds (or `within` passed).
+TRANSIENT_STATES = ("spawning", "starting", "stopping", "restarting", "rebuilding", "destroying")
+"""Agent states a running verb leaves behind until it finishes."""
 
-    A successful request may keep writing after its answer (a spawn's kick note, a verb
-    answered 202 that runs on); the next example's 'refused => unchanged' needs calm.
+
+def settle(db: Path, quiet: float = 0.5, within: float = 30.0) -> None:
+    """Wait until no verb is running and the state has not changed for `quiet` seconds.
+
+    A successful request may keep writing after its answer (a spawn approved in the
+    background, a verb answered 202, a kick note); the next example's 'refused =>
+    unchanged' needs calm. Gives up after `within` seconds (the next check then reports
+    whatever still moves).
     """
     deadline = time.monotonic() + within
     last = state_digest(db)
@@ -86,7 +92,12 @@ def settle(db: Path, quiet: float = 0.5, within: float = 15.0) -> None:
     while time.monotonic() < deadline:
         time.sleep(0.05)
         now = state_digest(db)
-        if now != last:
+        busy = query(
+            db,
+            f"SELECT count(*) FROM agents WHERE state IN ({','.join('?' * len(TRANSIENT_STATES))})",
+            *TRANSIENT_STATES,
+        )[0][0]
+        if now != last or busy:
             last, calm_since = now, time.monotonic()
         elif time.monotonic() - calm_since >= quiet:
             return
