@@ -62,10 +62,18 @@ forms = st.lists(
 )
 bodies = st.one_of(
     forms.map(lambda pairs: ("application/x-www-form-urlencoded", urlencode(pairs).encode())),
-    # Raw bytes under content types the form parser does not read. Undecodable form bodies
-    # and malformed multipart are a known bug with their own strict xfail below; once that
-    # is fixed, add "application/x-www-form-urlencoded" and "multipart/form-data..." here.
-    st.tuples(st.sampled_from(["application/json", "text/plain"]), st.binary(max_size=512)),
+    # Raw bytes, under the form content types too (undecodable or malformed bodies).
+    st.tuples(
+        st.sampled_from(
+            [
+                "application/json",
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=xyz",
+            ]
+        ),
+        st.binary(max_size=512),
+    ),
 )
 origins = st.sampled_from(["same", "none", "cross", "null"])
 fetch_sites = st.sampled_from([None, "same-origin", "none", "cross-site", "same-site"])
@@ -195,12 +203,6 @@ def test_state_changing_routes_accept_only_post(dashboard: Http) -> None:
     assert state_digest(dashboard.db) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: dashboard/app.py form_text() lets request.post() raise on a body that"
-    " is not UTF-8 or is malformed multipart, so the answer is a 500 'internal error'"
-    " (fix: catch ValueError/UnicodeDecodeError there and raise InvalidRequest)",
-)
 @pytest.mark.parametrize(
     ("content_type", "payload"),
     [

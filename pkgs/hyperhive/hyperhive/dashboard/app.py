@@ -259,7 +259,15 @@ async def journal(request: web.Request) -> web.Response:
 
 async def form_text(request: web.Request, key: str, limit: int) -> str:
     """A stripped form field, at most `limit` characters."""
-    value = (await request.post()).get(key, "")
+    try:
+        form = await request.post()
+    except (ValueError, UnicodeDecodeError) as exc:
+        # aiohttp raises these for a body that is not UTF-8 or not valid multipart.
+        raise InvalidRequest(
+            f"the form body could not be read ({type(exc).__name__}); send a UTF-8"
+            " application/x-www-form-urlencoded or multipart form"
+        ) from exc
+    value = form.get(key, "")
     if not isinstance(value, str):
         raise InvalidRequest(f"{key} must be text")
     value = value.strip()

@@ -182,7 +182,10 @@ class Database:
             logger.error("commit of %d writes failed: %s", len(batch), exc)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            error = Unavailable(f"the database could not commit ({exc}); nothing was saved")
+            error = Unavailable(
+                f"the database could not commit ({exc}); nothing was saved — if the disk is"
+                f" full, free space under {self.path.parent} and retry"
+            )
             results = [(job, None, error) for job in batch]
         return results
 
