@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -68,22 +69,27 @@ def test_cli_refuses_bad_names(tmp_path: Path) -> None:
     daemon.start()
     try:
         before = tree(tmp_path / "state")
-        for name in BAD:
-            for argv in (
-                ["spawn", name],
-                ["revive", name],
-                ["request-spawn", name],
-                ["kill", name],
-                ["start", name],
-                ["restart", name],
-                ["rebuild", name],
-                ["update", name],
-                ["destroy", "--purge", "--", name],
-                ["request-apply-commit", "--", name, "abcdef1"],
-            ):
-                result = daemon.cli(*argv)
-                assert result.returncode == 1, (argv, result.stdout, result.stderr)
-                assert "invalid agent name" in result.stderr, (argv, result.stderr)
+        verbs = [
+            lambda n: ["spawn", n],
+            lambda n: ["revive", n],
+            lambda n: ["request-spawn", n],
+            lambda n: ["kill", n],
+            lambda n: ["start", n],
+            lambda n: ["restart", n],
+            lambda n: ["rebuild", n],
+            lambda n: ["update", n],
+            lambda n: ["destroy", "--purge", "--", n],
+            lambda n: ["request-apply-commit", "--", n, "abcdef1"],
+        ]
+        # Every verb, each with one of the bad names in turn (every name twice): the
+        # sockets test above covers every name with every verb; a CLI process costs ~1 s.
+        argvs = [verb(BAD[i % len(BAD)]) for i, verb in enumerate(verbs)]
+        # One CLI process per verb and name; run side by side to keep the test short.
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda argv: daemon.cli(*argv), argvs))
+        for argv, result in zip(argvs, results, strict=True):
+            assert result.returncode == 1, (argv, result.stdout, result.stderr)
+            assert "invalid agent name" in result.stderr, (argv, result.stderr)
         assert tree(tmp_path / "state") == before
     finally:
         daemon.stop()
