@@ -8,7 +8,17 @@ from pathlib import Path
 import hyperhive
 
 PKG = Path(hyperhive.__file__).parent
-ALLOWED = {"wire", "settings", "errors", "db", "harness", "mcp_server", "webui", "http"}
+ALLOWED = {
+    "wire",
+    "settings",
+    "errors",
+    "db",
+    "harness",
+    "mcp_server",
+    "webui",
+    "http",
+    "ports",
+}
 
 
 def imported_hyperhive_modules(path: Path) -> set[str]:

@@ -12,9 +12,9 @@ import hyperhive
 import pytest
 from hyperhive.errors import InvalidRequest
 from hyperhive.harness.login import LoginPhase, LoginRunner
+from hyperhive.ports import agent_port as port_from_name
 from hyperhive.webui.app import trusted_host
 from hyperhive.webui.control import validate_model
-from hyperhive.webui.server import port_from_name
 
 PKG = Path(hyperhive.__file__).parent
 
@@ -28,7 +28,7 @@ def test_model_names_claude_takes() -> None:
 
 
 def test_the_web_ui_imports_only_the_container_boundary() -> None:
-    allowed = {"wire", "settings", "errors", "db", "harness", "webui", "http"}
+    allowed = {"wire", "settings", "errors", "db", "harness", "webui", "http", "ports"}
     for path in (PKG / "webui").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names: list[str] = []

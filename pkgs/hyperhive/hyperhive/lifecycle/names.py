@@ -11,6 +11,11 @@ from typing import NewType
 
 from hyperhive.errors import InvalidName
 
+# Re-exported for the daemon side; ports.py is their home (the harness imports it too).
+from hyperhive.ports import MANAGER_PORT as MANAGER_PORT
+from hyperhive.ports import agent_port as agent_port
+from hyperhive.ports import fnv1a32 as fnv1a32
+
 AgentName = NewType("AgentName", str)
 
 NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,8}")
@@ -20,10 +25,6 @@ SYSTEM = "system"
 BROADCAST = "*"
 # Senders and recipients with a fixed meaning; no agent may take these names.
 RESERVED = frozenset({MANAGER, OPERATOR, SYSTEM})
-
-MANAGER_PORT = 8000
-AGENT_PORT_BASE = 8100
-AGENT_PORT_SPAN = 900
 
 
 def validate_name(name: object) -> AgentName:
@@ -42,18 +43,3 @@ def validate_name(name: object) -> AgentName:
 def container_name(name: AgentName) -> str:
     """The nixos-container name of an agent (at most 11 characters)."""
     return "hm1nd" if name == MANAGER else f"h-{name}"
-
-
-def fnv1a32(data: bytes) -> int:
-    """32-bit FNV-1a."""
-    h = 2166136261
-    for byte in data:
-        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
-    return h
-
-
-def agent_port(name: str) -> int:
-    """The web UI port of an agent: manager 8000, others 8100 + fnv1a32(name) % 900."""
-    if name == MANAGER:
-        return MANAGER_PORT
-    return AGENT_PORT_BASE + fnv1a32(name.encode()) % AGENT_PORT_SPAN

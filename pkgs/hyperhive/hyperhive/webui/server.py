@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from hyperhive.http import BoundApp, serve_app
+from hyperhive.ports import agent_port
 from hyperhive.webui.app import create_app
 
 if TYPE_CHECKING:
@@ -14,37 +15,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MANAGER_NAME = "manager"
-MANAGER_PORT = 8000
-AGENT_PORT_BASE = 8100
-AGENT_PORT_SPAN = 900
-
-
-def fnv1a32(data: bytes) -> int:
-    """32-bit FNV-1a (offset 2166136261, prime 16777619)."""
-    h = 2166136261
-    for byte in data:
-        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
-    return h
-
-
-def port_from_name(name: str) -> int:
-    """SPEC §3: manager 8000, agents 8100 + fnv1a32(name) % 900.
-
-    The daemon and the Nix modules pass the port in HYPERHIVE_WEB_PORT; this is only the
-    fallback when it is unset. It repeats lifecycle/names.py's function because the harness
-    may not import the daemon's packages; it belongs in a neutral module both can use.
-    """
-    if name == MANAGER_NAME:
-        return MANAGER_PORT
-    return AGENT_PORT_BASE + fnv1a32(name.encode()) % AGENT_PORT_SPAN
-
 
 async def start_webui(harness: Harness, port: int | None = None) -> BoundApp | None:
     """Serve the web UI; on a bind failure log it and return None (the turn loop goes on)."""
     settings = harness.settings
     if port is None:
-        port = settings.web_port or port_from_name(settings.agent_name)
+        port = settings.web_port or agent_port(settings.agent_name)
     try:
         bound = await serve_app(create_app(harness), settings.web_host, port)
     except OSError as exc:
