@@ -130,6 +130,7 @@ def test_cli_reports_an_unreachable_daemon_clearly(tmp_path: Path) -> None:
         "send",
         "pending",
         "approve",
+        "diff",
         "deny",
         "questions",
         "answer",

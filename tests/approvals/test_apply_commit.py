@@ -115,6 +115,8 @@ async def test_approve_tags_fast_forwards_rebuilds_and_reports(hive: Hive) -> No
     assert (info.status, info.fetched_sha, info.commit_ref) == ("pending", sha, sha[:10])
     diff = await hive.approvals.diff(approval_id)
     assert '+  hyperhive.allowedRecipients = [ "bob" ];' in diff
+    shown = await call(hive.settings.host_socket, "diff", id=approval_id)
+    assert shown["message"] == diff
     await drain(paths.socket)
 
     approved = await call(hive.settings.host_socket, "approve", id=approval_id)

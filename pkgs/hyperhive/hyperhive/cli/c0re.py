@@ -92,6 +92,11 @@ VERBS: dict[str, tuple[str, list[tuple[str, dict[str, object]]], Build]] = {
         [("id", {"type": int, "help": "approval id"})],
         lambda a: rq.Approve(id=a.id),
     ),
+    "diff": (
+        "show what an apply_commit approval would deploy (a unified diff)",
+        [("id", {"type": int, "help": "approval id"})],
+        lambda a: rq.Diff(id=a.id),
+    ),
     "deny": (
         "deny a pending approval",
         [

@@ -116,6 +116,9 @@ class Dispatcher:
                     message=f"approval #{info.id} {info.status}: {what} {info.agent}"
                     " in the background",
                 )
+            case rq.Diff(id=approval_id):
+                diff = await self.approvals.diff(approval_id)
+                return Ok(id=approval_id, message=diff or "(no difference to what is deployed)")
             case rq.Deny(id=approval_id, note=note):
                 info = await self.approvals.deny(approval_id, note)
                 return Ok(id=info.id, message=f"approval #{info.id} denied")

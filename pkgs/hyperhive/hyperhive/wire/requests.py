@@ -162,6 +162,13 @@ class Approve(_Request):
     id: Id
 
 
+class Diff(_Request):
+    """The diff an apply_commit approval would deploy (deployed main -> its commit)."""
+
+    cmd: Literal["diff"] = "diff"
+    id: Id
+
+
 class Deny(_Request):
     """Deny a pending approval with an optional note."""
 
@@ -212,6 +219,7 @@ Request = Annotated[
     | ListAgents
     | Pending
     | Approve
+    | Diff
     | Deny
     | Questions
     | Answer
@@ -248,6 +256,7 @@ HOST_COMMANDS = frozenset(
         "list",
         "pending",
         "approve",
+        "diff",
         "deny",
         "questions",
         "answer",
