@@ -1,4 +1,4 @@
-"""Dashboard fixtures: a fresh hive + dashboard per test; one Chromium per test session."""
+"""Dashboard fixtures: a fresh hive + dashboard per test (Chromium: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,6 @@ from pathlib import Path
 
 import pytest_asyncio
 from dashsupport import Dash, running_dashboard
-from playwright.async_api import Browser, async_playwright
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 
 
 @pytest_asyncio.fixture
@@ -34,14 +21,3 @@ async def live_dash(tmp_path: Path) -> AsyncIterator[Dash]:
     """Hive + dashboard on the session loop (the browser's), for browser tests."""
     async with running_dashboard(tmp_path) as running:
         yield running
-
-
-@pytest_asyncio.fixture(loop_scope="session", scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    """One real headless Chromium for the whole session (Debian's; never downloaded)."""
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()

@@ -17,7 +17,10 @@ from hyperhive.dashboard import start_dashboard
 from hyperhive.lifecycle.names import agent_port
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [
+    pytest.mark.asyncio(loop_scope="session"),
+    pytest.mark.usefixtures("on_the_session_loop"),
+]
 
 
 @pytest_asyncio.fixture(loop_scope="session")
