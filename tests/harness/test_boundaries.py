@@ -18,6 +18,7 @@ ALLOWED = {
     "webui",
     "http",
     "ports",
+    "webstatic",
 }
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from hyperhive import webstatic
 from hyperhive.approvals.store import ApprovalKind
 from hyperhive.dashboard.stream import Fanout
 from hyperhive.dashboard.views import FLOW_LIMIT, Renderer, snapshot
@@ -413,6 +414,7 @@ def create_app(hive: Hive) -> web.Application:
     app.add_routes(
         [
             web.get("/", index),
+            web.static("/static/common", webstatic.DIR),
             web.static("/static", STATIC),
             web.get("/api/state", state),
             web.get("/dashboard/stream", stream),

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import jinja2
 from aiohttp import web
 
+from hyperhive import webstatic
 from hyperhive.errors import Forbidden, HyperhiveError, InvalidRequest
 from hyperhive.harness.events import Event
 from hyperhive.harness.journal import read_journal
@@ -411,6 +412,7 @@ def create_app(harness: Harness, *, inbox_interval: float | None = None) -> web.
     app.on_shutdown.append(close_streams)
     r = app.router
     r.add_get("/", page)
+    r.add_static("/static/common", webstatic.DIR)
     r.add_static("/static", HERE / "static")
     r.add_get("/events/history", history)
     r.add_get("/events/stream", stream)
