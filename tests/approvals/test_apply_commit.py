@@ -13,12 +13,8 @@ from typing import Any
 
 import pytest
 from hivetest import call, drain, running_hive
+from hyperhive.approvals.store import ApprovalStatus
 from hyperhive.daemon import Hive
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("nix-instantiate") is None and shutil.which("git") is None,
-    reason="needs git",
-)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -274,3 +270,23 @@ async def test_spawn_approval_returns_at_once_and_spawns_in_the_background(
         assert identity["role"] == "agent"
         assert [e["status"] for e in events(hive, "approval_resolved")] == ["approved"]
         assert [e["agent"] for e in events(hive, "spawned")] == ["carol"]
+
+
+async def test_an_approval_cut_short_by_a_restart_is_deployed_at_startup(tmp_path: Path) -> None:
+    async with running_hive(tmp_path, harness=False) as hive:
+        assert (await call(hive.settings.host_socket, "spawn", name="alice"))["kind"] == "ok"
+        paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
+        sha = manager_commit(paths.config, AGENT_NIX)
+        approval_id = (await request(hive, sha))["id"]
+        # What a daemon killed right after committing the decision leaves behind: the
+        # approval approved (and reported), nothing deployed yet.
+        assert await hive.approvals._decide(
+            hive.approvals.get(approval_id), ApprovalStatus.APPROVED
+        )
+        assert not tag_exists(paths.applied, f"approved/{approval_id}")
+    async with running_hive(tmp_path, harness=False) as hive:
+        await until(lambda: tag_exists(paths.applied, f"deployed/{approval_id}"), what="deploy")
+        await hive.approvals.wait_idle()
+        assert git(paths.applied, "rev-parse", "main") == sha
+        assert hive.approvals.get(approval_id).status == "approved"
+        assert len(events(hive, "approval_resolved")) == 1, "the decision is told once"
