@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -53,3 +54,15 @@ async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> N
         if time.monotonic() > deadline:
             raise AssertionError("condition not met within the deadline")
         await asyncio.sleep(0.02)
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` as the manager would (its own identity); stdout stripped."""
+    out = subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=manager", "-c", "user.email=m@hive", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return out.stdout.strip()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from typing import Any
 
 import aiohttp
 import pytest
-from dashsupport import Dash, until
+from dashsupport import Dash, git, until
 from hivetest import drain
 from hyperhive.dashboard.app import FANOUT
 from hyperhive.dashboard.stream import RESYNC, STREAM_QUEUE
@@ -335,3 +336,22 @@ async def test_pages_cannot_be_framed(dash: Dash) -> None:
         policy = r.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in policy
     assert "default-src 'self'" in policy
+
+
+async def test_an_orphaned_approval_is_failed_on_the_next_render(dash: Dash) -> None:
+    hive = dash.hive
+    await hive.lifecycle.spawn("olga")
+    paths = hive.lifecycle.paths("olga")  # type: ignore[arg-type]
+    (paths.config / "agent.nix").write_text((paths.config / "agent.nix").read_text() + "# x\n")
+    git(paths.config, "commit", "-qam", "x")
+    sha = git(paths.config, "rev-parse", "HEAD")
+    reply = await dash.agent("manager", "request_apply_commit", agent="olga", commit_ref=sha)
+    assert reply["kind"] == "ok", reply
+    status, snap = await get_json(dash.url + "/api/state")
+    assert [a["id"] for a in snap["approvals"]] == [reply["id"]]
+    shutil.rmtree(paths.root)
+    status, snap = await get_json(dash.url + "/api/state")
+    assert status == 200
+    assert snap["approvals"] == []
+    info = hive.approvals.get(reply["id"])
+    assert (info.status, info.note) == ("failed", "agent state dir missing")

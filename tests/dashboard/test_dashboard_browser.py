@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from dashsupport import Dash, until
+from dashsupport import Dash, git, until
 from hivetest import drain
 from hyperhive.dashboard import start_dashboard
 from hyperhive.lifecycle.names import agent_port
@@ -335,17 +334,6 @@ async def test_page_reads_well_at_desktop_and_phone_width(
                 shutil.copy(shot, out / shot.name)
         finally:
             await ctx.close()
-
-
-def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=manager", "-c", "user.email=m@hive", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return out.stdout.strip()
 
 
 async def test_apply_commit_card_shows_the_diff_and_approve_tags_the_deploy(

@@ -78,15 +78,15 @@ async def call(path: Path, cmd: str, **fields: Any) -> dict[str, Any]:
 
 
 def daemon_env(root: Path, **extra: str) -> dict[str, str]:
-    """Environment for a real `hive-c0re` process rooted at `root`."""
+    """Environment for a real `hive-c0re` process rooted at `root`; `extra` overrides."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERHIVE_")}
     env.update(
         HYPERHIVE_STATE_DIR=str(root / "state"),
         HYPERHIVE_RUN_DIR=str(root / "run"),
         HYPERHIVE_BACKEND="local",
         HYPERHIVE_DASHBOARD_PORT="0",  # parallel daemons must not fight over 7000
-        **extra,
     )
+    env.update(extra)
     return env
 
 

@@ -74,7 +74,8 @@ def tame(request: dict[str, Any]) -> dict[str, Any]:
     if isinstance(ttl, int) and not isinstance(ttl, bool) and 0 < ttl < 3600:
         request["ttl_seconds"] = ttl + 3600
     name = request.get("name")
-    if request.get("cmd") in LIFECYCLE and isinstance(name, str) and name in PROTECTED:
+    cmd = request.get("cmd")
+    if isinstance(cmd, str) and cmd in LIFECYCLE and isinstance(name, str) and name in PROTECTED:
         request["name"] = "ben"
     return request
 

@@ -183,12 +183,15 @@ async def bounded(request: web.Request, coro: Coroutine[Any, Any, Any], what: st
 
 async def index(request: web.Request) -> web.Response:
     """The page, rendered at the current seq."""
+    # SPEC §8: an approval whose agent's state dir vanished is failed on the next render.
+    await request.app[HIVE].approvals.reap_orphans()
     html = request.app[RENDERER].page(snapshot(request.app[HIVE], request.app[FANOUT].recent))
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
 async def state(request: web.Request) -> web.Response:
     """The snapshot; `?html=1` adds every list rendered (what the page resyncs from)."""
+    await request.app[HIVE].approvals.reap_orphans()
     snap = snapshot(request.app[HIVE], request.app[FANOUT].recent)
     if request.query.get("html") == "1":
         snap["html"] = request.app[RENDERER].lists(snap)
