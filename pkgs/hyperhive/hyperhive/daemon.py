@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Coroutine
 
 from hyperhive.approvals.service import Approvals
 from hyperhive.broker.service import Broker
@@ -26,6 +25,7 @@ from hyperhive.retention import sweep_forever
 from hyperhive.settings import Settings
 from hyperhive.sockets.dispatch import Dispatcher
 from hyperhive.sockets.server import Connection, Identity, SocketKind, SocketServer
+from hyperhive.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Hive:
             self.registry, self.broker, self.questions, self.lifecycle, self.approvals
         )
         self.sockets: dict[str, SocketServer] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
 
     async def register_socket(self, name: AgentName, role: Role) -> None:
         """(Re)open the socket of `name`; an existing listener is dropped first."""
@@ -83,11 +83,6 @@ class Hive:
         if conn.unacked:
             await self.broker.release(conn.identity.name, sorted(conn.unacked))
 
-    def _spawn_task(self, coro: Coroutine[object, object, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def start(self) -> None:
         """Open sockets, reconnect known agents, start the background tasks."""
         released = await self.broker.release_all()
@@ -106,10 +101,10 @@ class Hive:
         await self.lifecycle.reconnect_all()
         await self.approvals.reap_orphans()
         await self.approvals.resume()
-        self._spawn_task(self._auto_update(), "auto-update")
-        self._spawn_task(self.lifecycle.watch_forever(self.approvals.reap_orphans), "crash-watch")
-        self._spawn_task(self.questions.watch_deadlines(), "question-deadlines")
-        self._spawn_task(sweep_forever(self.settings, self.broker), "retention-sweep")
+        self._tasks.spawn(self._auto_update(), "auto-update")
+        self._tasks.spawn(self.lifecycle.watch_forever(self.approvals.reap_orphans), "crash-watch")
+        self._tasks.spawn(self.questions.watch_deadlines(), "question-deadlines")
+        self._tasks.spawn(sweep_forever(self.settings, self.broker), "retention-sweep")
         logger.info(
             "hive-c0re up: backend %s, admin socket %s, manager socket %s",
             self.lifecycle.backend.name,
@@ -124,9 +119,7 @@ class Hive:
 
     async def stop(self) -> None:
         """Stop tasks, sockets and the backend, then close the database."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         await self.approvals.close()
         await self.lifecycle.close()
         # Harnesses first: they would otherwise log a lost broker connection on the way out.

@@ -24,7 +24,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 
 from hyperhive.approvals import store
@@ -40,6 +40,7 @@ from hyperhive.lifecycle.git import SHA_RE, GitError
 from hyperhive.lifecycle.names import MANAGER, SYSTEM, AgentName, validate_name
 from hyperhive.lifecycle.registry import Registry
 from hyperhive.lifecycle.service import Lifecycle
+from hyperhive.tasks import TaskSet
 from hyperhive.wire.responses import ApprovalInfo, RecentRow
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class Approvals:
         self._broker = broker
         self._lifecycle = lifecycle
         self._git = lifecycle.git
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         # One deploy per agent at a time: two approved commits must not interleave.
         self._deploy_locks: dict[str, asyncio.Lock] = {}
 
@@ -248,11 +249,11 @@ class Approvals:
             ):
                 raise Conflict(f"approval #{approval_id} was resolved meanwhile")
             self._registry.remember(record)
-            self._background(self._finish_spawn(info, revived), f"approval-{approval_id}")
+            self._tasks.spawn(self._finish_spawn(info, revived), f"approval-{approval_id}")
         else:
             if not await self._decide(info, ApprovalStatus.APPROVED):
                 raise Conflict(f"approval #{approval_id} was resolved meanwhile")
-            self._background(self._deploy(info), f"approval-{approval_id}")
+            self._tasks.spawn(self._deploy(info), f"approval-{approval_id}")
         return self.get(approval_id)
 
     async def deny(self, approval_id: int, note: str | None) -> ApprovalInfo:
@@ -301,27 +302,19 @@ class Approvals:
             ]
             if not done:
                 logger.info("approval #%d was approved but not deployed: deploying now", info.id)
-                self._background(self._deploy(info), f"approval-{info.id}")
+                self._tasks.spawn(self._deploy(info), f"approval-{info.id}")
                 resumed.append(info.id)
         return resumed
 
     # -- background work -----------------------------------------------------------------------
 
-    def _background(self, coro: Coroutine[object, object, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def wait_idle(self) -> None:
         """Wait until approved spawns and deploys have finished."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait_idle()
 
     async def close(self) -> None:
         """Cancel background work (daemon shutdown)."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
 
     async def _finish_spawn(self, info: ApprovalInfo, revived: bool) -> None:
         try:

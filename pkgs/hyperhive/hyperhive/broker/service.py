@@ -22,6 +22,7 @@ from hyperhive.errors import Forbidden, NotFound
 from hyperhive.hub import Hub
 from hyperhive.lifecycle.names import BROADCAST, MANAGER, OPERATOR, SYSTEM
 from hyperhive.lifecycle.registry import Registry
+from hyperhive.tasks import TaskSet
 from hyperhive.wire.responses import MessageItem, RecentRow
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class Broker:
         self._hub = hub
         self._versions: dict[str, int] = {}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
-        self._background: set[asyncio.Future[int]] = set()
+        self._background = TaskSet()
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -191,9 +192,10 @@ class Broker:
         if pop.cancelled() or pop.exception() is not None or not pop.result():
             return
         ids = [item.id for item in pop.result()]
-        task = asyncio.ensure_future(self.release(recipient, ids))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.spawn(self._release_quietly(recipient, ids), f"release-{recipient}")
+
+    async def _release_quietly(self, recipient: str, ids: list[int]) -> None:
+        await self.release(recipient, ids)
 
     async def ack(self, recipient: str, ids: Sequence[int]) -> int:
         """Ack messages `recipient` received; unknown or foreign ids are ignored."""

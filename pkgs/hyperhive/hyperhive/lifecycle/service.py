@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 
 from hyperhive.broker.service import Broker
 from hyperhive.db.connection import Database
@@ -30,6 +30,7 @@ from hyperhive.lifecycle.paths import AgentPaths
 from hyperhive.lifecycle.registry import Registry
 from hyperhive.lifecycle.store import AgentRecord, AgentState, Role
 from hyperhive.settings import Settings
+from hyperhive.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class Lifecycle:
         # Set by the daemon: fails the agent's pending approvals (through Approvals).
         self.on_destroyed: DestroyHook | None = None
         self._locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         self._logged_in: dict[str, bool] = {}
         self._fresh: set[str] = set()
         self._stale_told: dict[str, str] = {}
@@ -99,21 +100,13 @@ class Lifecycle:
         lock = self._locks.get(name)
         return lock is not None and lock.locked()
 
-    def _background(self, coro: Coroutine[object, object, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def wait_idle(self) -> None:
         """Wait for background verbs (spawns approved from the dashboard) to finish."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait_idle()
 
     async def close(self) -> None:
         """Cancel background verbs (daemon shutdown)."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
 
     def _port_conflict(self, name: AgentName) -> AgentRecord | None:
         port = agent_port(name)
@@ -283,7 +276,7 @@ class Lifecycle:
             with contextlib.suppress(Exception):  # logged and recorded by finish_spawn
                 await self.finish_spawn(name, revived)
 
-        self._background(run(), f"spawn-{name}")
+        self._tasks.spawn(run(), f"spawn-{name}")
         return record
 
     async def finish_spawn(self, name: AgentName, revived: bool) -> AgentRecord:
