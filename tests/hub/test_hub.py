@@ -34,3 +34,18 @@ async def test_a_subscriber_that_falls_behind_is_dropped_not_blocking(tmp_path: 
         assert slow.qsize() == 2
         hive.hub.publish("message", {"n": 99})
         assert slow.qsize() == 2  # dropped: no longer fed
+
+
+async def test_events_stored_by_other_services_reach_the_message_flow(tmp_path: Path) -> None:
+    async with running_hive(tmp_path) as hive:
+        await call(hive.settings.host_socket, "spawn", name="alice")
+        asked = await call(hive.lifecycle.paths("alice").socket, "ask_operator", question="ok?")
+        feed = hive.hub.subscribe()
+        await call(hive.settings.host_socket, "answer", id=asked["id"], answer="yes")
+        messages = []
+        while not feed.empty():
+            change = feed.get_nowait()
+            if change.kind == "message":
+                messages.append(change.data)
+        assert [(m["from"], m["to"]) for m in messages] == [("system", "alice")]
+        assert '"operator_answered"' in messages[0]["body"]

@@ -41,7 +41,7 @@ from hyperhive.lifecycle.names import MANAGER, SYSTEM, AgentName, validate_name
 from hyperhive.lifecycle.registry import Registry
 from hyperhive.lifecycle.service import Lifecycle
 from hyperhive.tasks import TaskSet
-from hyperhive.wire.responses import ApprovalInfo, RecentRow
+from hyperhive.wire.responses import ApprovalInfo
 
 logger = logging.getLogger(__name__)
 
@@ -213,17 +213,7 @@ class Approvals:
         message_id = await self._db.write(decide)
         if message_id is None:
             return False
-        self._broker.notify(MANAGER)
-        row = RecentRow(
-            id=message_id,
-            sender=SYSTEM,
-            recipient=MANAGER,
-            body=body,
-            sent_at=now,
-            delivered=False,
-            acked=False,
-        )
-        self._hub.publish("message", row.model_dump(by_alias=True))
+        self._broker.committed(message_id, SYSTEM, MANAGER, body, now)
         self._changed(info.id)
         return True
 

@@ -125,11 +125,17 @@ class Broker:
                 conn, sender=SYSTEM, recipient=recipient, body=body, now=now
             )
         )
+        self.committed(message_id, SYSTEM, recipient, body, now)
+        return message_id
+
+    def committed(self, message_id: int, sender: str, recipient: str, body: str, now: int) -> None:
+        """A message row was committed (possibly by another service's transaction): wake its
+        recipient's parked recvs and show it in the message flow."""
         self.notify(recipient)
         self._publish(
             RecentRow(
                 id=message_id,
-                sender=SYSTEM,
+                sender=sender,
                 recipient=recipient,
                 body=body,
                 sent_at=now,
@@ -137,7 +143,6 @@ class Broker:
                 acked=False,
             )
         )
-        return message_id
 
     def notify(self, recipient: str) -> None:
         """A message for `recipient` was committed: wake its parked recvs."""

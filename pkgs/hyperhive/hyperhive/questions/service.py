@@ -76,28 +76,30 @@ class QuestionService:
     async def _resolve(self, question_id: int, answer: str) -> bool:
         now = int(time.time())
 
-        def resolve(conn: sqlite3.Connection) -> QuestionInfo | None:
+        def resolve(conn: sqlite3.Connection) -> tuple[QuestionInfo, int, str] | None:
             if store.find_question(conn, question_id) is None:
                 raise NotFound(f"no operator question #{question_id}")
             info = store.resolve(conn, question_id, answer, now)
-            if info is not None:
-                event = json.dumps(
-                    {
-                        "event": "operator_answered",
-                        "id": info.id,
-                        "question": info.question,
-                        "answer": info.answer,
-                    }
-                )
-                broker_store.insert_message(
-                    conn, sender=SYSTEM, recipient=info.asker, body=event, now=now
-                )
-            return info
+            if info is None:
+                return None
+            event = json.dumps(
+                {
+                    "event": "operator_answered",
+                    "id": info.id,
+                    "question": info.question,
+                    "answer": info.answer,
+                }
+            )
+            message_id = broker_store.insert_message(
+                conn, sender=SYSTEM, recipient=info.asker, body=event, now=now
+            )
+            return info, message_id, event
 
-        info = await self._db.write(resolve)
-        if info is None:
+        resolved = await self._db.write(resolve)
+        if resolved is None:
             return False
-        self._broker.notify(info.asker)
+        info, message_id, event = resolved
+        self._broker.committed(message_id, SYSTEM, info.asker, event, now)
         self._emit(question_id)
         return True
 
