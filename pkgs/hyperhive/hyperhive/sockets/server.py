@@ -17,7 +17,13 @@ from pathlib import Path
 
 from hyperhive.errors import HyperhiveError
 from hyperhive.sockets.protocol import MAX_LINE, TOO_LONG, TooLong, parse_request, read_line
-from hyperhive.wire.requests import AGENT_COMMANDS, HOST_COMMANDS, MANAGER_COMMANDS, Request
+from hyperhive.wire.requests import (
+    AGENT_COMMANDS,
+    HOST_COMMANDS,
+    MANAGER_COMMANDS,
+    Recv,
+    Request,
+)
 from hyperhive.wire.responses import Err, Reply, encode
 
 logger = logging.getLogger(__name__)
@@ -99,31 +105,35 @@ class SocketServer:
         assert task is not None
         self._tasks.add(task)
         conn = Connection(self.identity)
-        next_line: asyncio.Future[bytes | TooLong | None] = (
-            asyncio.get_running_loop().create_future()
-        )
+        # Set only while a recv is parked: the next line, read ahead so that a client that
+        # hangs up then is noticed at once (the recv is cancelled) instead of when the recv
+        # would have returned. Other commands are answered inline, with no extra tasks.
+        ahead: asyncio.Future[bytes | TooLong | None] | None = None
         try:
-            # Read one line ahead while a request is being handled, so that a client that
-            # hangs up during a parked recv is noticed at once (the recv is cancelled)
-            # instead of when the recv would have returned.
-            next_line = asyncio.ensure_future(read_line(reader))
             while True:
-                line = await next_line
+                if ahead is not None:
+                    line, ahead = await ahead, None
+                else:
+                    line = await read_line(reader)
                 if line is None:
                     break
-                next_line = asyncio.ensure_future(read_line(reader))
                 if line is TOO_LONG:
                     reply: Reply = Err(message=f"request line exceeds {MAX_LINE} bytes")
                 else:
                     assert isinstance(line, bytes)
-                    handler = asyncio.ensure_future(self._answer(conn, line))
-                    await asyncio.wait({handler, next_line}, return_when=asyncio.FIRST_COMPLETED)
-                    if not handler.done() and next_line.result() is None:
-                        handler.cancel()  # the client is gone; nobody reads the answer
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await handler
-                        break
-                    reply = await handler
+                    request = parse_request(line)
+                    if isinstance(request, Recv) and request.wait_seconds > 0:
+                        ahead = asyncio.ensure_future(read_line(reader))
+                        handler = asyncio.ensure_future(self._answer(conn, request))
+                        await asyncio.wait({handler, ahead}, return_when=asyncio.FIRST_COMPLETED)
+                        if not handler.done() and ahead.result() is None:
+                            handler.cancel()  # the client is gone; nobody reads the answer
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await handler
+                            break
+                        reply = await handler
+                    else:
+                        reply = await self._answer(conn, request)
                 writer.write(encode(reply))
                 await writer.drain()
         except ConnectionError:
@@ -131,8 +141,8 @@ class SocketServer:
         except Exception:
             logger.exception("connection on %s failed", self.path)
         finally:
-            if not next_line.done():
-                next_line.cancel()
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
             writer.close()
             try:
                 await self._on_close(conn)
@@ -141,8 +151,7 @@ class SocketServer:
             finally:
                 self._tasks.discard(task)
 
-    async def _answer(self, conn: Connection, line: bytes) -> Reply:
-        request = parse_request(line)
+    async def _answer(self, conn: Connection, request: Request | str) -> Reply:
         if isinstance(request, str):
             return Err(message=request)
         if request.cmd not in ALLOWED[self.identity.kind]:
