@@ -92,20 +92,7 @@ class Broker:
 
         ids = await self._db.write(insert)
         for message_id, recipient in zip(ids, recipients, strict=True):
-            self.notify(recipient)
-            self._publish(
-                RecentRow(
-                    id=message_id,
-                    sender=sender,
-                    recipient=recipient,
-                    body=body,
-                    sent_at=now,
-                    delivered=False,
-                    acked=False,
-                    in_reply_to=in_reply_to,
-                    broadcast=broadcast,
-                )
-            )
+            self.committed(message_id, sender, recipient, body, now, in_reply_to, broadcast)
         logger.debug("%s -> %s: %d row(s)", sender, to, len(ids))
         return ids
 
@@ -128,21 +115,33 @@ class Broker:
         self.committed(message_id, SYSTEM, recipient, body, now)
         return message_id
 
-    def committed(self, message_id: int, sender: str, recipient: str, body: str, now: int) -> None:
+    def committed(
+        self,
+        message_id: int,
+        sender: str,
+        recipient: str,
+        body: str,
+        now: int,
+        in_reply_to: int | None = None,
+        broadcast: bool = False,
+    ) -> None:
         """A message row was committed (possibly by another service's transaction): wake its
         recipient's parked recvs and show it in the message flow."""
         self.notify(recipient)
-        self._publish(
-            RecentRow(
-                id=message_id,
-                sender=sender,
-                recipient=recipient,
-                body=body,
-                sent_at=now,
-                delivered=False,
-                acked=False,
-            )
+        if not self._hub.active:
+            return  # nobody watches the flow: skip building the row
+        row = RecentRow(
+            id=message_id,
+            sender=sender,
+            recipient=recipient,
+            body=body,
+            sent_at=now,
+            delivered=False,
+            acked=False,
+            in_reply_to=in_reply_to,
+            broadcast=broadcast,
         )
+        self._hub.publish("message", row.model_dump(by_alias=True))
 
     def notify(self, recipient: str) -> None:
         """A message for `recipient` was committed: wake its parked recvs."""
@@ -232,10 +231,6 @@ class Broker:
     def recent_all(self, limit: int, after_id: int = 0) -> list[RecentRow]:
         """Latest traffic of the whole hive (the dashboard's message flow)."""
         return self._db.read(lambda conn: store.recent_all(conn, limit, after_id))
-
-    def _publish(self, row: RecentRow) -> None:
-        if self._hub.active:
-            self._hub.publish("message", row.model_dump(by_alias=True))
 
     # -- retention -------------------------------------------------------------------------
 
