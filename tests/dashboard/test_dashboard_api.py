@@ -355,3 +355,20 @@ async def test_an_orphaned_approval_is_failed_on_the_next_render(dash: Dash) -> 
     assert snap["approvals"] == []
     info = hive.approvals.get(reply["id"])
     assert (info.status, info.note) == ("failed", "agent state dir missing")
+
+
+async def test_the_needs_login_badge_follows_the_agents_credentials(
+    dash: Dash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    await dash.hive.lifecycle.spawn("lena")
+
+    async def badge() -> bool:
+        _, snap = await get_json(dash.url + "/api/state")
+        (lena,) = [a for a in snap["agents"] if a["name"] == "lena"]
+        return bool(lena["needs_login"])
+
+    assert await badge() is True
+    claude_dir = dash.hive.lifecycle.paths("lena").claude  # type: ignore[arg-type]
+    (claude_dir / ".credentials.json").write_text("{}")
+    assert await badge() is False

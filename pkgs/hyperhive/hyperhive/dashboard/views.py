@@ -102,6 +102,20 @@ def agent_view(record: Json) -> Json:
     }
 
 
+def live_agent_view(record: Json, hive: Hive) -> Json:
+    """agent_view plus the badges the lifecycle knows now: stale flake, needs login, and
+    the deployed sha (read from the agent's files at render time)."""
+    view = agent_view(record)
+    if record.get("state") == AgentState.DESTROYED:
+        return view
+    name = str(record["name"])
+    lifecycle = hive.lifecycle
+    view["stale"] = lifecycle.is_stale(name)
+    view["needs_login"] = not lifecycle.logged_in(name)
+    view["deployed_sha"] = lifecycle.deployed_sha(name)
+    return view
+
+
 def port_conflicts(agents: Iterable[Json], pending: Iterable[Json]) -> list[Json]:
     """Web UI ports claimed by more than one live agent or pending spawn (SPEC §3)."""
     claims: dict[int, list[str]] = {}
@@ -124,7 +138,7 @@ def snapshot(hive: Hive, recent: RecentMessages) -> Json:
     those queued changes are upserts and removals by key, so replaying them is harmless.
     """
     records = [r.as_json() for r in hive.registry.all()]
-    agents = [agent_view(r) for r in records if r["state"] != AgentState.DESTROYED]
+    agents = [live_agent_view(r, hive) for r in records if r["state"] != AgentState.DESTROYED]
     tombstones = [agent_view(r) for r in records if r["state"] == AgentState.DESTROYED]
     approvals = [a.model_dump(by_alias=True) for a in hive.approvals.list_pending()]
     return {
@@ -259,14 +273,14 @@ class Renderer:
                 html = self.item("approvals", data) if pending else None
                 return [Op("approvals", key, html), self._banner(hive)]
             case "agent":
-                return [*self._agent_ops(data), self._banner(hive)]
+                return [*self._agent_ops(data, hive), self._banner(hive)]
         return []
 
-    def _agent_ops(self, data: Json) -> list[Op]:
+    def _agent_ops(self, data: Json, hive: Hive) -> list[Op]:
         key = f"agent-{data['name']}"
         if data.get("purged"):
             return [Op(name, key, None) for name in ("containers", "tombstones", "recipients")]
-        view = agent_view(data)
+        view = live_agent_view(data, hive)
         if data.get("state") == AgentState.DESTROYED:
             return [
                 Op("containers", key, None),
