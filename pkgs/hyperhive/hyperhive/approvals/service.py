@@ -95,14 +95,21 @@ class Approvals:
     async def reap_orphans(self) -> list[int]:
         """Fail pending apply_commits whose agent's state dir disappeared; their ids."""
         failed: list[int] = []
-        for info in self.list_pending():
-            if info.kind_ != ApprovalKind.APPLY_COMMIT:
-                continue
+        missing = set()
+        # Runs at every dashboard render: look at each agent once, build rows only if needed.
+        for agent in self._db.read(store.pending_commit_agents):
             try:
-                root = self._lifecycle.paths(validate_name(info.agent)).root
+                root = self._lifecycle.paths(validate_name(agent)).root
             except InvalidRequest:
                 continue
-            if not root.exists() and await self._decide(info, ApprovalStatus.FAILED, ORPHAN_NOTE):
+            if not root.exists():
+                missing.add(agent)
+        if not missing:
+            return failed
+        for info in self.list_pending():
+            if info.kind_ != ApprovalKind.APPLY_COMMIT or info.agent not in missing:
+                continue
+            if await self._decide(info, ApprovalStatus.FAILED, ORPHAN_NOTE):
                 failed.append(info.id)
         return failed
 

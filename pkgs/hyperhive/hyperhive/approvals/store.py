@@ -87,6 +87,14 @@ def list_with_status(
     return [_info(r) for r in rows]
 
 
+def pending_commit_agents(conn: sqlite3.Connection) -> list[str]:
+    """Agents with at least one pending apply_commit (cheap: no rows are built)."""
+    rows = conn.execute(
+        "SELECT DISTINCT agent FROM approvals WHERE status = 'pending' AND kind = 'apply_commit'"
+    )
+    return [r[0] for r in rows]
+
+
 def list_recent(conn: sqlite3.Connection, limit: int) -> list[ApprovalInfo]:
     """The latest approvals of any status, newest first."""
     rows = conn.execute("SELECT * FROM approvals ORDER BY id DESC LIMIT ?", (limit,))
