@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sqlite3
 import statistics
@@ -23,29 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import Conn
 from hyperhive.db.connection import PRAGMAS
 from hyperhive.db.schema import BROKER_MIGRATIONS
-
-
-class Conn:
-    """A minimal JSON-lines client (no pydantic on the client side: measure the daemon)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    async def open(cls, path: Path) -> Conn:
-        reader, writer = await asyncio.open_unix_connection(str(path), limit=2**24)
-        return cls(reader, writer)
-
-    async def call(self, payload: dict[str, object]) -> dict[str, object]:
-        self.writer.write(json.dumps(payload).encode() + b"\n")
-        reply: dict[str, object] = json.loads(await self.reader.readline())
-        return reply
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 def start_daemon(root: Path) -> subprocess.Popen[bytes]:

@@ -29,29 +29,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import aiohttp
+from benchlib import agent_names
 from hivetest import make_settings
 from hyperhive.daemon import Hive
 from hyperhive.dashboard.app import FANOUT, create_app
 from hyperhive.db.connection import connect, migrate
 from hyperhive.db.schema import BROKER_MIGRATIONS
 from hyperhive.http import serve_app
-from hyperhive.lifecycle.names import agent_port
 
 STATE_TARGET_MS = 50.0
-
-
-def agent_names(count: int) -> list[str]:
-    """`count` valid names with distinct web UI ports (spawn refuses clashes)."""
-    names: list[str] = []
-    ports: set[int] = set()
-    i = 0
-    while len(names) < count:
-        name = f"ag{i:03d}"
-        i += 1
-        if agent_port(name) not in ports:
-            ports.add(agent_port(name))
-            names.append(name)
-    return names
 
 
 def seed(db_path: Path, agents: int, messages: int, approvals: int, pending: int) -> list[str]:
@@ -60,7 +46,7 @@ def seed(db_path: Path, agents: int, messages: int, approvals: int, pending: int
     schema = connect(db_path)
     migrate(schema, BROKER_MIGRATIONS)
     schema.close()
-    names = agent_names(agents)
+    names = agent_names(agents, "ag")
     now = int(time.time())
     for name in names:  # pending approvals of an agent without a state dir are reaped
         for sub in ("config", "claude", "state"):

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-from hyperhive.lifecycle.names import agent_port
+from benchlib import Conn, agent_names
 
 MAX_SECONDS = 1800
 
@@ -99,44 +99,6 @@ def start_daemon(root: Path) -> Daemon:
 
 
 # -- load ----------------------------------------------------------------------------------------
-
-
-class Conn:
-    """A minimal JSON-lines client (no pydantic here: measure the daemon, not the client)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    async def open(cls, path: Path) -> Conn:
-        reader, writer = await asyncio.open_unix_connection(str(path), limit=2**24)
-        return cls(reader, writer)
-
-    async def call(self, payload: dict[str, object]) -> dict[str, object]:
-        self.writer.write(json.dumps(payload).encode() + b"\n")
-        line = await self.reader.readline()
-        if not line:
-            raise ConnectionError("the daemon closed the connection")
-        reply: dict[str, object] = json.loads(line)
-        return reply
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def agent_names(count: int) -> list[str]:
-    """`count` valid names whose web UI ports differ (spawn refuses a port clash)."""
-    names: list[str] = []
-    ports: set[int] = set()
-    i = 0
-    while len(names) < count:
-        name = f"sk{i:03d}"
-        i += 1
-        if agent_port(name) not in ports:
-            ports.add(agent_port(name))
-            names.append(name)
-    return names
 
 
 @dataclass
@@ -336,7 +298,7 @@ async def soak(args: argparse.Namespace) -> None:
 
 
 async def run(daemon: Daemon, args: argparse.Namespace) -> None:
-    names = agent_names(args.agents)
+    names = agent_names(args.agents, "sk")
     host = await Conn.open(daemon.root / "run" / "host.sock")
     for name in names:
         reply = await host.call({"cmd": "spawn", "name": name})
