@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
 import sys
 import time
 import uuid
@@ -10,8 +15,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from hivetest import Client, call
+import pytest
+from hivetest import Client, DaemonProcess, call
 from hyperhive.harness.events import Event
 from hyperhive.harness.roles import Role
 from hyperhive.harness.serve import Harness
@@ -107,3 +114,83 @@ async def spawn_quiet(host: Path, socket: Path, name: str) -> None:
             await client.call("ack", ids=[m["id"] for m in popped["items"]])
     finally:
         await client.close()
+
+
+HIVE_AG3NT = Path(sys.executable).with_name("hive-ag3nt")
+
+
+class HarnessProcess:
+    """One real `hive-ag3nt serve` for agent `name`, with the local backend's environment
+    contract, in its own process group (killing the group takes claude and its MCP server
+    down too, like a container stop)."""
+
+    def __init__(
+        self, daemon: DaemonProcess, name: str, standin: StandIn, claude_bin: Path | None = None
+    ) -> None:
+        if not HIVE_AG3NT.is_file():
+            pytest.fail(f"{HIVE_AG3NT} is missing: install the project (pip install -e .)")
+        self.name = name
+        self.root = daemon.root / "agents-home" / name
+        self.key = f"sk-test-{name}-{uuid.uuid4().hex[:12]}"
+        self.env = {
+            **claude_env(standin, self.root / "claude-home", self.key),
+            "HYPERHIVE_AGENT_NAME": name,
+            "HYPERHIVE_SOCKET": str(daemon.socket_of(name)),
+            "HYPERHIVE_HIVE_DIR": str(self.root / "hive"),
+            "HYPERHIVE_STATE_DIR": str(self.root / "state"),
+            "HYPERHIVE_CLAUDE_BIN": str(claude_bin)
+            if claude_bin
+            else os.environ.get("HYPERHIVE_TEST_CLAUDE", "claude"),
+        }
+        if "PYTHONPATH" in os.environ:  # run the same hyperhive as this test
+            self.env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def events_db(self) -> Path:
+        return self.root / "state" / "hyperhive-events.sqlite"
+
+    def start(self, claude_bin: Path | None = None) -> None:
+        if claude_bin is not None:
+            self.env["HYPERHIVE_CLAUDE_BIN"] = str(claude_bin)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / "harness.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [str(HIVE_AG3NT), "serve"],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int | None:
+        """SIGTERM (what systemd and the local backend send); the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        self.proc.terminate()
+        try:
+            return self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+            return None
+
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        if not self.events_db.exists():
+            return []
+        conn = sqlite3.connect(f"file:{self.events_db}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT kind, payload_json FROM events ORDER BY id").fetchall()
+        finally:
+            conn.close()
+        return [(kind, json.loads(payload)) for kind, payload in rows]
+
+    def event_kinds(self) -> list[str]:
+        return [kind for kind, _ in self.events()]
+
+    def turn_ends(self) -> list[dict[str, Any]]:
+        return [p for kind, p in self.events() if kind == "turn_end"]

@@ -4,25 +4,16 @@ claude CLI per turn (against the API stand-in) and our MCP server started by cla
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hivetest import DaemonProcess, call
-from standin.api import Hang, StandIn, Text, ToolCall, claude_env, last_user_text
+from standin.api import Hang, StandIn, Text, ToolCall, last_user_text
 
-from harness.support import spawn_quiet
-
-HIVE_AG3NT = Path(sys.executable).with_name("hive-ag3nt")
+from harness.support import HarnessProcess, spawn_quiet
 
 
 @pytest.fixture(scope="module")
@@ -31,71 +22,6 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     proc.start()
     yield proc
     proc.stop()
-
-
-class HarnessProcess:
-    """One `hive-ag3nt serve` process with the environment contract of the local backend."""
-
-    def __init__(self, daemon: DaemonProcess, name: str, standin: StandIn) -> None:
-        if not HIVE_AG3NT.is_file():
-            pytest.fail(f"{HIVE_AG3NT} is missing: install the project (pip install -e .)")
-        self.name = name
-        self.root = daemon.root / "agents-home" / name
-        self.key = f"sk-test-{name}-{uuid.uuid4().hex[:12]}"
-        self.env = {
-            **claude_env(standin, self.root / "claude-home", self.key),
-            "HYPERHIVE_AGENT_NAME": name,
-            "HYPERHIVE_SOCKET": str(daemon.socket_of(name)),
-            "HYPERHIVE_HIVE_DIR": str(self.root / "hive"),
-            "HYPERHIVE_STATE_DIR": str(self.root / "state"),
-            "HYPERHIVE_CLAUDE_BIN": os.environ.get("HYPERHIVE_TEST_CLAUDE", "claude"),
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, claude_bin: Path) -> None:
-        self.env["HYPERHIVE_CLAUDE_BIN"] = str(claude_bin)
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / "harness.log").open("ab") as log:
-            # Own session: killing the group takes claude and its MCP server down too,
-            # like a container stop.
-            self.proc = subprocess.Popen(
-                [str(HIVE_AG3NT), "serve"],
-                env=self.env,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int | None:
-        """SIGTERM (what systemd and the local backend send); the exit code."""
-        if self.proc is None or self.proc.poll() is not None:
-            return None
-        self.proc.terminate()
-        try:
-            return self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-            return None
-
-    def events(self) -> list[tuple[str, dict[str, Any]]]:
-        db = self.root / "state" / "hyperhive-events.sqlite"
-        if not db.exists():
-            return []
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            rows = conn.execute("SELECT kind, payload_json FROM events ORDER BY id").fetchall()
-        finally:
-            conn.close()
-        return [(kind, json.loads(payload)) for kind, payload in rows]
-
-    def turn_ends(self) -> list[dict[str, Any]]:
-        return [p for kind, p in self.events() if kind == "turn_end"]
 
 
 async def until(check: Any, within: float = 60, what: str = "condition") -> Any:

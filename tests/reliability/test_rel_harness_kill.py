@@ -15,22 +15,15 @@ it is a redelivery.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from harness.support import HarnessProcess
 from hivetest import DaemonProcess, call, drain
 from rel_support import query
-from standin.api import Hang, StandIn, Text, ToolCall, claude_env, last_user_text
-
-HIVE_AG3NT = Path(sys.executable).with_name("hive-ag3nt")
+from standin.api import Hang, StandIn, Text, ToolCall, last_user_text
 
 
 @pytest.fixture
@@ -39,63 +32,6 @@ def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     proc.start()
     yield proc
     proc.stop()
-
-
-class Harness:
-    """One `hive-ag3nt serve` for agent `name`, as the local backend would run it."""
-
-    def __init__(self, daemon: DaemonProcess, name: str, standin: StandIn, claude: Path) -> None:
-        if not HIVE_AG3NT.is_file():
-            pytest.fail(f"{HIVE_AG3NT} is missing: install the project (pip install -e .)")
-        self.root = daemon.root.parent / f"agent-{name}"
-        self.key = f"sk-test-{name}-{uuid.uuid4().hex[:12]}"
-        self.env = {
-            **claude_env(standin, self.root / "home", self.key),
-            "HYPERHIVE_AGENT_NAME": name,
-            "HYPERHIVE_SOCKET": str(daemon.socket_of(name)),
-            "HYPERHIVE_HIVE_DIR": str(self.root / "hive"),
-            "HYPERHIVE_STATE_DIR": str(self.root / "state"),
-            "HYPERHIVE_CLAUDE_BIN": str(claude),
-        }
-        if "PYTHONPATH" in os.environ:  # run the same hyperhive as this test
-            self.env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def events_db(self) -> Path:
-        return self.root / "state" / "hyperhive-events.sqlite"
-
-    def start(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / "harness.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [str(HIVE_AG3NT), "serve"],
-                env=self.env,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-
-    def event_kinds(self) -> list[str]:
-        conn = sqlite3.connect(f"file:{self.events_db}?mode=ro", uri=True)
-        try:
-            return [kind for (kind,) in conn.execute("SELECT kind FROM events ORDER BY id")]
-        finally:
-            conn.close()
 
 
 async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
@@ -113,7 +49,7 @@ async def test_harness_killed_mid_turn_twice_loses_nothing_and_repeats_nothing(
     assert daemon.cli("spawn", "dora").returncode == 0
     sock = daemon.socket_of("dora")
     assert await drain(sock), "no boot kick"  # out of the way, acked on one connection
-    harness = Harness(daemon, "dora", standin, claude_bin)
+    harness = HarnessProcess(daemon, "dora", standin, claude_bin)
     first, second = Hang(), Hang()
     standin.script(
         harness.key,
