@@ -110,9 +110,8 @@ def live_agent_view(record: Json, hive: Hive) -> Json:
         return view
     name = str(record["name"])
     lifecycle = hive.lifecycle
-    view["stale"] = lifecycle.is_stale(name)
+    view["deployed_sha"], view["stale"] = lifecycle.deployment(name)
     view["needs_login"] = not lifecycle.logged_in(name)
-    view["deployed_sha"] = lifecycle.deployed_sha(name)
     return view
 
 

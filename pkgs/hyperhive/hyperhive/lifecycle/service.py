@@ -127,18 +127,24 @@ class Lifecycle:
             raise Conflict(f"agent {name!r} is destroyed (state kept); revive it first")
         return record
 
+    def deployment(self, name: str) -> tuple[str | None, bool]:
+        """(deployed applied sha or None, stale?) from one read of the deploy record.
+
+        Stale: last built from another hyperhive flake than the current one.
+        """
+        if name == MANAGER:
+            return None, False
+        record = repos.deployed_record(self.paths(AgentName(name)))
+        stale = bool(record) and record.get("flake_ref", "") != self._settings.flake_ref
+        return record.get("sha") or None, stale
+
     def is_stale(self, name: str) -> bool:
         """Whether the agent was last built from another hyperhive flake than the current."""
-        if name == MANAGER:
-            return False
-        record = repos.deployed_record(self.paths(AgentName(name)))
-        return bool(record) and record.get("flake_ref", "") != self._settings.flake_ref
+        return self.deployment(name)[1]
 
     def deployed_sha(self, name: str) -> str | None:
         """The applied commit the agent's container was last built from (None if never)."""
-        if name == MANAGER:
-            return None
-        return repos.deployed_record(self.paths(AgentName(name))).get("sha") or None
+        return self.deployment(name)[0]
 
     async def journal(self, raw_name: str, lines: int) -> list[str]:
         """The last `lines` log lines of a registered agent's harness (the journal viewer)."""
