@@ -19,6 +19,7 @@ ALLOWED = {
     "http",
     "ports",
     "webstatic",
+    "logtail",
 }
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyperhive.harness.roles import Role
+from hyperhive.logtail import tail_file
 
 MAX_LINES = 2000
 JOURNALCTL_DEADLINE_SECONDS = 10.0
@@ -36,19 +37,6 @@ def stderr_file() -> Path | None:
     except OSError:
         return None
     return target if target.is_file() else None
-
-
-def tail_file(path: Path, lines: int) -> list[str]:
-    """The last ``lines`` lines of ``path`` (read from the end: log files grow)."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 400 * lines))
-            data = handle.read()
-    except OSError:
-        return []
-    return data.decode(errors="replace").splitlines()[-lines:]
 
 
 async def read_journal(role: Role, lines: int, env: Mapping[str, str] | None = None) -> JournalTail:

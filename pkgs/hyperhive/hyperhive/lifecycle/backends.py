@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
+from hyperhive import logtail
 from hyperhive.errors import HyperhiveError
 from hyperhive.lifecycle.names import MANAGER, agent_port
 from hyperhive.lifecycle.paths import AgentPaths
@@ -161,17 +162,8 @@ def harness_argv(python: str, paths: AgentPaths) -> list[str]:
 
 
 def tail_file(path: Path, lines: int) -> list[str]:
-    """The last `lines` lines of a log file (empty if there is none)."""
-    lines = max(1, min(lines, JOURNAL_MAX_LINES))
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 256 * lines))
-            data = handle.read()
-    except OSError:
-        return []
-    return data.decode(errors="replace").splitlines()[-lines:]
+    """The last `lines` (clamped to 1..JOURNAL_MAX_LINES) lines of a log file."""
+    return logtail.tail_file(path, max(1, min(lines, JOURNAL_MAX_LINES)))
 
 
 async def build_from_repo(paths: AgentPaths) -> AgentConfig:
