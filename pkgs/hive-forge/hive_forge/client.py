@@ -304,37 +304,29 @@ class ForgeClient:
             raise ForgeError(f"unknown {noun} {unknown} in {self.repo} (known labels: {shown})")
         return found
 
-    async def list_issue_labels(self, index: int) -> list[Label]:
-        """GET /repos/{owner}/{repo}/issues/{index}/labels."""
+    async def _issue_labels(
+        self, method: str, index: int, action: str, label_ids: list[int] | None = None
+    ) -> list[Label]:
         data, _ = await self._request(
-            "GET",
+            method,
             f"{self.repo.api_path}/issues/{index}/labels",
-            action="read labels of",
+            json_body=None if label_ids is None else {"labels": label_ids},
+            action=action,
             subject=f"issue #{index}",
         )
         return cast(list[Label], _expect_list(data, f"labels of issue #{index}"))
+
+    async def list_issue_labels(self, index: int) -> list[Label]:
+        """GET /repos/{owner}/{repo}/issues/{index}/labels."""
+        return await self._issue_labels("GET", index, "read labels of")
 
     async def add_labels(self, index: int, label_ids: list[int]) -> list[Label]:
         """POST /repos/{owner}/{repo}/issues/{index}/labels; returns the issue's labels."""
-        data, _ = await self._request(
-            "POST",
-            f"{self.repo.api_path}/issues/{index}/labels",
-            json_body={"labels": label_ids},
-            action="add labels to",
-            subject=f"issue #{index}",
-        )
-        return cast(list[Label], _expect_list(data, f"labels of issue #{index}"))
+        return await self._issue_labels("POST", index, "add labels to", label_ids)
 
     async def replace_labels(self, index: int, label_ids: list[int]) -> list[Label]:
         """PUT /repos/{owner}/{repo}/issues/{index}/labels; returns the issue's labels."""
-        data, _ = await self._request(
-            "PUT",
-            f"{self.repo.api_path}/issues/{index}/labels",
-            json_body={"labels": label_ids},
-            action="set labels of",
-            subject=f"issue #{index}",
-        )
-        return cast(list[Label], _expect_list(data, f"labels of issue #{index}"))
+        return await self._issue_labels("PUT", index, "set labels of", label_ids)
 
     async def remove_label(self, index: int, label_id: int) -> None:
         """DELETE /repos/{owner}/{repo}/issues/{index}/labels/{id}."""
