@@ -98,11 +98,11 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def time_get(url: str, n: int) -> tuple[list[float], int]:
-    """Sequential GETs; returns milliseconds and the body size."""
+async def time_get(url: str, n: int, key: str) -> tuple[list[float], int]:
+    """Sequential GETs with the operator's key; returns milliseconds and the body size."""
     times: list[float] = []
     size = 0
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as session:
         for _ in range(n):
             start = time.perf_counter()
             async with session.get(url) as resp:
@@ -120,9 +120,10 @@ async def bench_state(root: Path, pending: int, requests: int) -> None:
     await hive.start()
     bound = await serve_app(create_app(hive), "127.0.0.1", 0)
     try:
-        await time_get(bound.url + "/api/state", 3)  # warm up
+        key = hive.credentials.dashboard_key()
+        await time_get(bound.url + "/api/state", 3, key)  # warm up
         for path in ("/api/state", "/api/state?html=1", "/"):
-            times, size = await time_get(bound.url + path, requests)
+            times, size = await time_get(bound.url + path, requests, key)
             print(
                 f"  GET {path:<18} ({pending:>4} pending) p50 {statistics.median(times):6.1f} ms"
                 f"  p95 {pct(times, 0.95):6.1f} ms  max {max(times):6.1f} ms"
@@ -164,7 +165,10 @@ async def reader(url: str, streams: int, seconds: float) -> None:
                 tail = data[-64:]
 
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    # The operator's key comes on stdin (never on a command line others can read).
+    key = sys.stdin.readline().strip()
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
         tasks = [asyncio.create_task(one(i, session)) for i in range(streams)]
         await connected.wait()
         print("connected", flush=True)
@@ -191,9 +195,14 @@ async def bench_fanout(root: Path, streams: int, rate: int, seconds: float) -> N
         str(streams),
         "--seconds",
         str(seconds + 3),
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
+    assert child.stdin is not None
     assert child.stdout is not None
+    child.stdin.write(hive.credentials.dashboard_key().encode() + b"\n")
+    await child.stdin.drain()
+    child.stdin.close()
     await child.stdout.readline()  # "connected"
     fanout = app[FANOUT]
     start_seq = hive.hub.seq

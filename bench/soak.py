@@ -58,6 +58,7 @@ class Daemon:
     proc: subprocess.Popen[bytes]
     root: Path
     url: str
+    key: str
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -95,7 +96,16 @@ def start_daemon(root: Path) -> Daemon:
     if found is None:
         proc.kill()
         raise SystemExit("the daemon serves no dashboard:\n" + text)
-    return Daemon(proc, root, found.group(1))
+    # The operator's key, as `hive-c0re login` gets it from the host socket.
+    login = subprocess.run(
+        [sys.executable, "-m", "hyperhive.cli.c0re", "--json", "login"],
+        env=daemon_env(root),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = json.loads(login.stdout)["url"].split("#key=", 1)[1]
+    return Daemon(proc, root, found.group(1), key)
 
 
 # -- load ----------------------------------------------------------------------------------------
@@ -316,7 +326,10 @@ async def run(daemon: Daemon, args: argparse.Namespace) -> None:
     state = Soak(daemon, names, args)
     rng = random.Random(1)
     started = time.perf_counter()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None),
+        headers={"Authorization": f"Bearer {daemon.key}"},
+    ) as session:
         tasks = [
             *(asyncio.create_task(state.sse(i, session)) for i in range(args.sse)),
             asyncio.create_task(state.state_poller(session)),

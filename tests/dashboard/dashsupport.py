@@ -28,6 +28,16 @@ class Dash:
     def url(self) -> str:
         return self.bound.url
 
+    @property
+    def login_url(self) -> str:
+        """What `hive-c0re login` prints: the key in the fragment."""
+        return f"{self.url}/login#key={self.hive.credentials.dashboard_key()}"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The header the operator's logged-in browser sends."""
+        return {"Authorization": f"Bearer {self.hive.credentials.dashboard_key()}"}
+
     def socket(self, name: str) -> Path:
         return self.hive.lifecycle.paths(name).socket  # type: ignore[arg-type]
 

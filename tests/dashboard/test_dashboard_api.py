@@ -16,8 +16,8 @@ from hyperhive.dashboard.stream import RESYNC, STREAM_QUEUE
 from hyperhive.lifecycle.names import agent_port
 
 
-async def get_json(url: str) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as s, s.get(url) as r:
+async def get_json(dash: Dash, path: str) -> tuple[int, Any]:
+    async with aiohttp.ClientSession(headers=dash.auth) as s, s.get(dash.url + path) as r:
         return r.status, await r.json()
 
 
@@ -28,7 +28,7 @@ async def post(
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     async with (
-        aiohttp.ClientSession() as s,
+        aiohttp.ClientSession(headers=dash.auth) as s,
         s.post(dash.url + path, data=data, headers=headers) as r,
     ):
         return r.status, await r.json()
@@ -50,9 +50,13 @@ async def read_frames(resp: aiohttp.ClientResponse, count: int) -> list[dict[str
 
 async def test_page_renders_every_section_with_its_label(dash: Dash) -> None:
     await dash.hive.lifecycle.spawn("alice")
+    # The page is a shell (served without a key); its lists come from /api/state?html=1.
     async with aiohttp.ClientSession() as s, s.get(dash.url + "/") as r:
         assert r.status == 200
         html = await r.text()
+    assert "alice" not in html
+    _, snap = await get_json(dash, "/api/state?html=1")
+    html += "".join(snap["html"].values())
     for label in (
         "C0NTAINERS",
         "K3PT ST4T3",
@@ -73,7 +77,7 @@ async def test_page_renders_every_section_with_its_label(dash: Dash) -> None:
 async def test_state_snapshot_carries_the_hub_seq_and_every_list(dash: Dash) -> None:
     await dash.hive.lifecycle.spawn("alice")
     await dash.agent("alice", "ask_operator", question="which db?", options=["pg", "sqlite"])
-    status, snap = await get_json(dash.url + "/api/state?html=1")
+    status, snap = await get_json(dash, "/api/state?html=1")
     assert status == 200
     assert snap["seq"] == dash.hive.hub.seq
     assert [a["name"] for a in snap["agents"]] == ["alice", "manager"]
@@ -83,10 +87,13 @@ async def test_state_snapshot_carries_the_hub_seq_and_every_list(dash: Dash) -> 
 
 
 async def test_stream_frames_after_the_snapshot_have_higher_seq(dash: Dash) -> None:
-    async with aiohttp.ClientSession() as s, s.get(dash.url + "/dashboard/stream") as stream:
+    async with (
+        aiohttp.ClientSession(headers=dash.auth) as s,
+        s.get(dash.url + "/dashboard/stream") as stream,
+    ):
         assert stream.headers["Content-Type"] == "text/event-stream"
         await stream.content.readline()  # "retry:" — the stream is subscribed from here on
-        _, snap = await get_json(dash.url + "/api/state")
+        _, snap = await get_json(dash, "/api/state")
         await dash.hive.lifecycle.spawn("bob")
         frames = await read_frames(stream, 3)
     assert all(f["seq"] > snap["seq"] for f in frames)
@@ -95,7 +102,10 @@ async def test_stream_frames_after_the_snapshot_have_higher_seq(dash: Dash) -> N
 
 
 async def test_shutdown_ends_open_streams_promptly(dash: Dash) -> None:
-    async with aiohttp.ClientSession() as s, s.get(dash.url + "/dashboard/stream") as stream:
+    async with (
+        aiohttp.ClientSession(headers=dash.auth) as s,
+        s.get(dash.url + "/dashboard/stream") as stream,
+    ):
         await stream.content.readline()
         stopping = asyncio.create_task(dash.bound.stop())
         async with asyncio.timeout(3):
@@ -150,7 +160,10 @@ async def test_invalid_ids_are_refused(dash: Dash, path: str) -> None:
 
 
 async def test_state_changing_routes_refuse_get(dash: Dash) -> None:
-    async with aiohttp.ClientSession() as s, s.get(dash.url + "/destroy/alice") as r:
+    async with (
+        aiohttp.ClientSession(headers=dash.auth) as s,
+        s.get(dash.url + "/destroy/alice") as r,
+    ):
         assert r.status == 405
 
 
@@ -162,7 +175,7 @@ async def test_answer_joins_choices_and_text_and_reaches_the_asker(dash: Dash) -
     )
     form = aiohttp.FormData([("choice", "a"), ("choice", "c"), ("text", "and hurry")])
     async with (
-        aiohttp.ClientSession() as s,
+        aiohttp.ClientSession(headers=dash.auth) as s,
         s.post(f"{dash.url}/answer-question/{asked['id']}", data=form) as r,
     ):
         assert r.status == 200
@@ -187,23 +200,23 @@ async def test_journal_shows_the_log_of_live_agents_only(dash: Dash) -> None:
     log = dash.hive.lifecycle.paths("alice").root / "harness.log"  # type: ignore[arg-type]
     with log.open("a") as f:  # append: with the local backend a real harness writes here too
         f.write("".join(f"marker {i}\n" for i in range(50)))
-    status, body = await get_json(dash.url + "/api/journal/alice?lines=3")
+    status, body = await get_json(dash, "/api/journal/alice?lines=3")
     assert status == 200
     assert len(body["lines"]) == 3
-    status, body = await get_json(dash.url + "/api/journal/alice?lines=2000")
+    status, body = await get_json(dash, "/api/journal/alice?lines=2000")
     markers = [line for line in body["lines"] if line.startswith("marker ")]
     assert markers == [f"marker {i}" for i in range(50)]
     await dash.hive.lifecycle.destroy("alice")
-    status, body = await get_json(dash.url + "/api/journal/alice")
+    status, body = await get_json(dash, "/api/journal/alice")
     assert status == 404
-    status, body = await get_json(dash.url + "/api/journal/a..b")
+    status, body = await get_json(dash, "/api/journal/a..b")
     assert status == 400
 
 
 async def test_history_returns_messages_after_an_id(dash: Dash) -> None:
     await dash.hive.lifecycle.spawn("alice")
     ids = [(await dash.hive.broker.send("operator", "alice", f"m{i}"))[0] for i in range(5)]
-    status, body = await get_json(f"{dash.url}/dashboard/history?after={ids[2]}")
+    status, body = await get_json(dash, f"/dashboard/history?after={ids[2]}")
     assert status == 200
     assert [m["body"] for m in body["messages"]] == ["m3", "m4"]
     assert f'data-key="m-{ids[4]}"' in body["html"]
@@ -235,7 +248,7 @@ async def test_port_conflict_of_a_spawn_request_shows_a_banner(dash: Dash) -> No
     await dash.hive.lifecycle.spawn("alice")
     clash = next(f"x{i}" for i in range(100_000) if agent_port(f"x{i}") == agent_port("alice"))
     await dash.hive.approvals.request_spawn(clash, "")
-    _, snap = await get_json(dash.url + "/api/state?html=1")
+    _, snap = await get_json(dash, "/api/state?html=1")
     assert snap["port_conflicts"][0]["port"] == agent_port("alice")
     assert "rename one" in snap["html"]["banner"]
     assert clash in snap["html"]["banner"]
@@ -270,9 +283,9 @@ async def test_deny_with_a_note_tells_the_manager(dash: Dash) -> None:
 
 async def test_spawn_approval_has_no_diff(dash: Dash) -> None:
     approval_id = await dash.hive.approvals.request_spawn("dave", "")
-    status, body = await get_json(f"{dash.url}/api/diff/{approval_id}")
+    status, body = await get_json(dash, f"/api/diff/{approval_id}")
     assert (status, body["diff"]) == (200, "")
-    status, _ = await get_json(f"{dash.url}/api/diff/999")
+    status, _ = await get_json(dash, "/api/diff/999")
     assert status == 404
 
 
@@ -296,7 +309,10 @@ async def test_a_stream_that_falls_behind_is_told_to_resync_not_buffered(dash: D
 
 async def test_the_fanout_resubscribes_when_the_hub_drops_it(dash: Dash) -> None:
     hub = dash.hive.hub
-    async with aiohttp.ClientSession() as s, s.get(dash.url + "/dashboard/stream") as stream:
+    async with (
+        aiohttp.ClientSession(headers=dash.auth) as s,
+        s.get(dash.url + "/dashboard/stream") as stream,
+    ):
         await stream.content.readline()
         for i in range(1, 10_100):  # more than the hub queue holds, with no await between
             hub.publish("message", fake_row(i))
@@ -308,7 +324,7 @@ async def test_the_fanout_resubscribes_when_the_hub_drops_it(dash: Dash) -> None
         frames: list[dict[str, Any]] = []
         while not any(f["seq"] == marker.seq for f in frames):
             frames += await read_frames(stream, 1)
-    _, snap = await get_json(dash.url + "/api/state")
+    _, snap = await get_json(dash, "/api/state")
     assert snap["seq"] == marker.seq
     assert snap["messages"][-1]["body"] == "b99999"
 
@@ -323,16 +339,16 @@ async def test_a_loopback_dashboard_refuses_other_host_names(
     """DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not read the hive."""
     port = dash.bound.port
     async with (
-        aiohttp.ClientSession() as s,
+        aiohttp.ClientSession(headers=dash.auth) as s,
         s.get(dash.url + "/api/state", headers={"Host": f"{host}:{port}"}) as r,
     ):
         assert r.status == status
         if status == 403:
-            assert "unexpected Host" in (await r.json())["error"]
+            assert "DNS rebinding" in (await r.json())["error"]
 
 
 async def test_pages_cannot_be_framed(dash: Dash) -> None:
-    async with aiohttp.ClientSession() as s, s.get(dash.url + "/") as r:
+    async with aiohttp.ClientSession(headers=dash.auth) as s, s.get(dash.url + "/") as r:
         policy = r.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in policy
     assert "default-src 'self'" in policy
@@ -347,10 +363,10 @@ async def test_an_orphaned_approval_is_failed_on_the_next_render(dash: Dash) -> 
     sha = git(paths.config, "rev-parse", "HEAD")
     reply = await dash.agent("manager", "request_apply_commit", agent="olga", commit_ref=sha)
     assert reply["kind"] == "ok", reply
-    status, snap = await get_json(dash.url + "/api/state")
+    status, snap = await get_json(dash, "/api/state")
     assert [a["id"] for a in snap["approvals"]] == [reply["id"]]
     shutil.rmtree(paths.root)
-    status, snap = await get_json(dash.url + "/api/state")
+    status, snap = await get_json(dash, "/api/state")
     assert status == 200
     assert snap["approvals"] == []
     info = hive.approvals.get(reply["id"])
@@ -364,7 +380,7 @@ async def test_the_needs_login_badge_follows_the_agents_credentials(
     await dash.hive.lifecycle.spawn("lena")
 
     async def badge() -> bool:
-        _, snap = await get_json(dash.url + "/api/state")
+        _, snap = await get_json(dash, "/api/state")
         (lena,) = [a for a in snap["agents"] if a["name"] == "lena"]
         return bool(lena["needs_login"])
 

@@ -43,7 +43,7 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
 async def open_page(context: BrowserContext, dash: Dash) -> Page:
     """The dashboard, once its live stream is connected and synced."""
     page = await context.new_page()
-    await page.goto(dash.url + "/")
+    await page.goto(dash.login_url)
     await expect(page.locator("#conn")).to_have_text("● live")
     return page
 
@@ -320,7 +320,7 @@ async def test_page_reads_well_at_desktop_and_phone_width(
         ctx = await browser.new_context(viewport={"width": width, "height": height})
         try:
             page = await ctx.new_page()
-            await page.goto(live_dash.url + "/")
+            await page.goto(live_dash.login_url)
             await expect(page.locator("#conn")).to_have_text("● live")
             await expect(page.locator("pre.diff")).to_contain_text("+    pkgs.hugo")
             overflow = await page.evaluate(

@@ -20,6 +20,7 @@ ALLOWED = {
     "ports",
     "webstatic",
     "logtail",
+    "web",
 }
 
 

@@ -91,13 +91,21 @@ class Http:
         assert parts.port is not None
         self.host, self.port = parts.hostname, parts.port
         self.db = daemon.root / "state" / "broker.sqlite"
+        # The operator's key, as `hive-c0re login` gets it (host socket, root only).
+        host = LineClient(daemon.host_socket)
+        try:
+            self.key = host.call("login")["url"].split("#key=", 1)[1]
+        finally:
+            host.close()
 
     def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> tuple[int, str, bytes]:
+        """One request as the logged-in operator's page makes it (with the key)."""
         conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         try:
-            conn.request(method, path, body=body, headers=headers or {})
+            sent = {"Authorization": f"Bearer {self.key}", **(headers or {})}
+            conn.request(method, path, body=body, headers=sent)
             response = conn.getresponse()
             return response.status, response.getheader("Content-Type", ""), response.read()
         finally:

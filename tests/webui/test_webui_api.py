@@ -202,7 +202,7 @@ async def test_history_then_stream_resumes_without_gaps_or_repeats(
     await ui.run.wait_event("turn_end", lambda e: e.payload["message_id"] == mid2)
     got: list[dict[str, Any]] = []
     async with (
-        aiohttp.ClientSession() as session,
+        aiohttp.ClientSession(headers=ui.auth) as session,
         session.get(f"{ui.url}/events/stream?after={hist['last_id']}") as resp,
     ):
         assert resp.headers["Content-Type"].startswith("text/event-stream")
@@ -256,6 +256,9 @@ async def test_serve_starts_the_web_ui_and_it_shows_its_own_log(tmp_path: Path) 
         "HYPERHIVE_STATE_DIR": str(tmp_path / "state"),
         "HYPERHIVE_WEB_PORT": str(port),
     }
+    (tmp_path / "hive").mkdir()
+    (tmp_path / "hive" / "web-key").write_text("k" * 43)  # what the daemon would write
+    auth = {"Authorization": "Bearer " + "k" * 43}
     log = tmp_path / "harness.log"
     with log.open("ab") as out:
         proc = await asyncio.create_subprocess_exec(
@@ -268,7 +271,7 @@ async def test_serve_starts_the_web_ui_and_it_shows_its_own_log(tmp_path: Path) 
             assert proc.returncode is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             await asyncio.sleep(0.05)
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=auth) as session:
             async with session.get(f"{url}/api/state") as resp:
                 state = await resp.json()
             assert state["agent"] == "dora"
@@ -281,7 +284,10 @@ async def test_serve_starts_the_web_ui_and_it_shows_its_own_log(tmp_path: Path) 
         assert any(f"web UI on {url}" in line for line in journal["lines"])
         assert "◆ dora" in html
         # A page with its stream open must not hold up a clean stop.
-        async with aiohttp.ClientSession() as session, session.get(f"{url}/events/stream") as sse:
+        async with (
+            aiohttp.ClientSession(headers=auth) as session,
+            session.get(f"{url}/events/stream") as sse,
+        ):
             assert (await asyncio.wait_for(sse.content.readline(), 10)) == b"event: inbox\n"
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 15) == 0

@@ -38,7 +38,7 @@ async def page(browser: Browser, ui: LiveUI) -> AsyncIterator[Page]:
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     try:
         page = await context.new_page()
-        await page.goto(ui.url)
+        await page.goto(ui.login_url)
         await expect(page.locator("#conn")).to_have_text("● live")
         yield page
     finally:
@@ -230,7 +230,7 @@ async def test_notification_when_the_agent_writes_to_the_operator(
             """
         )
         page = await context.new_page()
-        await page.goto(ui.url)
+        await page.goto(ui.login_url)
         await expect(page.locator("#conn")).to_have_text("● live")
         await page.locator("#notify").click()
         await expect(page.locator("#notify")).to_have_text("◆ notify on")

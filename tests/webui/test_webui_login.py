@@ -37,7 +37,7 @@ async def page(browser: Browser, ui: LiveUI) -> AsyncIterator[Page]:
     context = await browser.new_context()
     try:
         page = await context.new_page()
-        await page.goto(ui.url)
+        await page.goto(ui.login_url)
         await expect(page.locator("#conn")).to_have_text("● live")
         yield page
     finally:

@@ -28,6 +28,18 @@ class LiveUI:
     host: Path
     socket: Path
     name: str
+    page_key: str
+    """This page's operator key (what the dashboard's link carries)."""
+
+    @property
+    def login_url(self) -> str:
+        """The page with its key in the fragment: what the dashboard's link opens."""
+        return f"{self.url}/#key={self.page_key}"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The header the operator's browser sends to this page."""
+        return {"Authorization": f"Bearer {self.page_key}"}
 
     @property
     def key(self) -> str:
@@ -47,8 +59,11 @@ class LiveUI:
         body: Any = None,
         headers: dict[str, str] | None = None,
         data: str | io.BytesIO | None = None,
+        *,
+        auth: bool = True,
     ) -> tuple[int, dict[str, Any]]:
-        """One HTTP request to the web UI; (status, JSON body)."""
+        """One HTTP request to the web UI, with the page key unless `auth=False`."""
+        headers = {**(self.auth if auth else {}), **(headers or {})}
         async with (
             aiohttp.ClientSession() as session,
             session.request(
@@ -83,7 +98,10 @@ async def running_webui(
         host = hive.settings.host_socket
         sock = hive.settings.run_dir / "agents" / name / "mcp.sock"
         await spawn_quiet(host, sock, name)
-        settings = harness_settings(root / name, name, sock, claude_bin)
+        # The key file the daemon wrote next to the agent's socket (its /run/hive).
+        settings = harness_settings(root / name, name, sock, claude_bin).model_copy(
+            update={"web_key_file": sock.parent / "web-key"}
+        )
         if login_cmd is not None:
             settings = settings.model_copy(update={"login_cmd": login_cmd})
         async with running_harness(
@@ -93,6 +111,6 @@ async def running_webui(
                 create_app(run.harness, inbox_interval=0.5), "127.0.0.1", 0, delays=[]
             )
             try:
-                yield LiveUI(bound.url, run, host, sock, name)
+                yield LiveUI(bound.url, run, host, sock, name, hive.credentials.page_key(name))
             finally:
                 await bound.stop()

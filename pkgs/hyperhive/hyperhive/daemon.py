@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
+import sys
+from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from hyperhive.approvals.service import Approvals
 from hyperhive.broker.service import Broker
+from hyperhive.credentials import KEY_FILE, OperatorSecret, write_private
 from hyperhive.dashboard import start_dashboard
 from hyperhive.db.connection import Database
 from hyperhive.db.schema import BROKER_MIGRATIONS
+from hyperhive.errors import Unavailable
 from hyperhive.http import BoundApp
 from hyperhive.hub import Hub
 from hyperhive.lifecycle.backends import Backend, make_backend
@@ -53,8 +59,12 @@ class Hive:
         )
         self.approvals = Approvals(self.db, self.registry, self.broker, self.lifecycle, self.hub)
         self.lifecycle.on_destroyed = self._fail_approvals_of
+        self.credentials = OperatorSecret(settings.state_dir / "operator-secret")
+        self.dashboard_url: str | None = None
+        self.on_rotate: list[Callable[[], None]] = []
+        """Called after the secret changed (the dashboard closes its live streams)."""
         self.dispatcher = Dispatcher(
-            self.registry, self.broker, self.questions, self.lifecycle, self.approvals
+            self.registry, self.broker, self.questions, self.lifecycle, self.approvals, self
         )
         self.sockets: dict[str, SocketServer] = {}
         self._tasks = TaskSet()
@@ -69,6 +79,29 @@ class Hive:
         )
         await server.start()
         self.sockets[name] = server
+        self._write_page_key(name, paths)
+
+    def _write_page_key(self, name: AgentName, paths: AgentPaths) -> None:
+        """Hand `name`'s harness its web UI key, in its own socket directory only."""
+        try:
+            write_private(paths.socket_dir / KEY_FILE, self.credentials.page_key(name).encode())
+        except OSError as exc:
+            # The agent works without its page; the operator sees why in the log.
+            logger.error("%s: web UI key not written (%s): its page will answer 401", name, exc)
+
+    def login_url(self) -> str:
+        """The dashboard URL that logs a browser in (the key is in the #fragment)."""
+        if self.dashboard_url is None:
+            raise Unavailable("the dashboard is not running: see the hive-c0re log")
+        return f"{self.dashboard_url}/login#key={self.credentials.dashboard_key()}"
+
+    async def rotate_secret(self) -> None:
+        """New operator secret: new page keys for every agent, every browser session ends."""
+        self.credentials.rotate()
+        for name in [n for n in self.sockets if n]:
+            self._write_page_key(AgentName(name), AgentPaths.of(self.settings, AgentName(name)))
+        for callback in self.on_rotate:
+            callback()
 
     async def unregister_socket(self, name: AgentName) -> None:
         """Close the socket of `name`, if open."""
@@ -130,8 +163,12 @@ class Hive:
         await self.db.close()
 
 
-async def serve(settings: Settings) -> None:
-    """Run the daemon until SIGINT or SIGTERM."""
+async def serve(settings: Settings, *, print_login_url: bool = False) -> None:
+    """Run the daemon until SIGINT or SIGTERM.
+
+    `print_login_url` prints the dashboard's login URL (it holds the operator's key) on
+    stdout, for an operator's terminal; it never goes to the log.
+    """
     hive = Hive(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -146,7 +183,14 @@ async def serve(settings: Settings) -> None:
         # Agents keep working without the page, and the CLI still has operator authority.
         logger.error("dashboard not started: %s", exc)
     where = dashboard.url if dashboard else "not running"
+    if dashboard is not None:
+        hive.dashboard_url = _browser_url(dashboard.url, settings.dashboard_host)
     print(f"hive-c0re: ready — admin socket {settings.host_socket}, dashboard {where}", flush=True)
+    if dashboard is not None:
+        if print_login_url and sys.stdout.isatty():
+            print(f"hive-c0re: log the dashboard in: {hive.login_url()}", flush=True)
+        else:
+            print("hive-c0re: `hive-c0re login` prints the dashboard's login URL", flush=True)
     try:
         await stop.wait()
     finally:
@@ -154,3 +198,12 @@ async def serve(settings: Settings) -> None:
         if dashboard is not None:
             await dashboard.stop()  # closes the SSE streams first
         await hive.stop()
+
+
+def _browser_url(bound: str, host: str) -> str:
+    """The URL a browser on this machine uses: a wildcard bind is reached by loopback."""
+    try:
+        unspecified = ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return bound
+    return f"http://127.0.0.1:{urlsplit(bound).port}" if unspecified else bound

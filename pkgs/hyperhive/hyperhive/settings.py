@@ -165,11 +165,20 @@ class HarnessSettings(BaseSettings):
     )
     web_host: str = Field("127.0.0.1", description="Per-agent web UI bind address.")
     web_port: int = Field(0, ge=0, le=65535, description="Per-agent web UI port (0: from name).")
+    web_key_file: Path | None = Field(
+        None,
+        description="This page's operator key, written by the daemon; default <hive_dir>/web-key.",
+    )
 
     @property
     def events_path(self) -> Path:
         """The events db actually used."""
         return self.events_db or self.state_dir / "hyperhive-events.sqlite"
+
+    @property
+    def web_key_path(self) -> Path:
+        """The web UI key file actually used."""
+        return self.web_key_file or self.hive_dir / "web-key"
 
     @property
     def model_path(self) -> Path:

@@ -21,6 +21,7 @@ from hyperhive.wire.responses import (
     AgentsReply,
     ApprovalsReply,
     Err,
+    LoginReply,
     Ok,
     QuestionsReply,
     RecentReply,
@@ -65,6 +66,13 @@ def render(reply: Reply) -> str:
             return "\n".join(out)
         case RecentReply(rows=rows):
             return "\n".join(f"#{r.id} {r.sender} -> {r.recipient}: {r.body}" for r in rows)
+        case LoginReply(url=url):
+            return (
+                f"open this URL in your browser to log the dashboard in:\n\n  {url}\n\n"
+                "It holds the operator key: do not paste it anywhere else."
+                " From another machine: ssh -L 7000:127.0.0.1:7000 <host>, then open it there."
+                " `hive-c0re rotate-token` ends every session."
+            )
         case Ok(message=message, id=id_, ids=ids):
             if message:
                 return message
@@ -155,6 +163,16 @@ VERBS: dict[str, tuple[str, list[tuple[str, dict[str, object]]], Build]] = {
             agent=a.agent, commit_ref=a.commit, description=a.description
         ),
     ),
+    "login": (
+        "print the URL that logs a browser in to the dashboard (it holds the operator key)",
+        [],
+        lambda a: rq.Login(),
+    ),
+    "rotate-token": (
+        "replace the operator secret: every browser session (dashboard, agent pages) ends",
+        [],
+        lambda a: rq.RotateToken(),
+    ),
     "destroy": (
         "remove an agent's container (state is kept unless --purge)",
         [
@@ -178,6 +196,11 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="verb", required=True, metavar="VERB")
     serve = sub.add_parser("serve", help="run the daemon in the foreground")
     serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    serve.add_argument(
+        "--login-url",
+        action="store_true",
+        help="print the dashboard's login URL when ready, if stdout is a terminal",
+    )
     for verb, (help_text, args, _) in VERBS.items():
         p = sub.add_parser(verb, help=help_text, description=help_text)
         for flag, options in args:
@@ -206,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         from hyperhive.daemon import serve
 
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, print_login_url=args.login_url))
         return 0
     _, _, build = VERBS[args.verb]
     try:

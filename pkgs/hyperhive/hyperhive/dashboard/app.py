@@ -14,7 +14,6 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -24,14 +23,13 @@ from hyperhive.dashboard.stream import Fanout
 from hyperhive.dashboard.views import FLOW_LIMIT, Renderer, snapshot
 from hyperhive.errors import (
     Conflict,
-    Forbidden,
-    HyperhiveError,
     InvalidRequest,
     NotFound,
     Unavailable,
 )
 from hyperhive.http import BoundApp, serve_app
 from hyperhive.lifecycle.names import BROADCAST, MANAGER, OPERATOR, AgentName, validate_name
+from hyperhive.web import create_web_app, open_sse
 
 if TYPE_CHECKING:
     from hyperhive.daemon import Hive
@@ -42,7 +40,8 @@ HIVE: web.AppKey[Hive] = web.AppKey("hive")
 RENDERER = web.AppKey("renderer", Renderer)
 FANOUT = web.AppKey("fanout", Fanout)
 TASKS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("tasks")
-HOSTS: web.AppKey[frozenset[str] | None] = web.AppKey("hosts")
+PUBLIC_PAGES = frozenset({"/", "/login"})
+"""Served without a key: the page shell (dashboard.js loads everything with the key)."""
 
 STATIC = Path(__file__).parent / "static"
 
@@ -53,22 +52,11 @@ DIFF_TIMEOUT_SECONDS = 15.0
 MAX_BODY = 100_000
 MAX_NOTE = 4000
 ID_RE = re.compile(r"[0-9]{1,15}")
-SAFE_FETCH_SITES = frozenset({"same-origin", "none"})
-INTERNAL_ERROR = "internal error: see the hive-c0re log (journalctl -u hive-c0re)"
 PAST = {"kill": "stopped", "rebuild": "rebuilt", "destroy": "destroyed"}
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-SECURITY_HEADERS = {
-    # Only our own script and style; no framing, so a two-click DESTR0Y cannot be
-    # clickjacked from another page.
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none';"
-        " form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+LOGIN_HINT = (
+    "not logged in: run `hive-c0re login` on the host and open the URL it prints"
+    " (the key travels in the URL's #fragment, never to a server)"
+)
 
 
 # -- edge validation -------------------------------------------------------------------------
@@ -98,56 +86,9 @@ def int_param(request: web.Request, key: str, default: int, low: int, high: int)
     return max(low, min(high, int(raw)))
 
 
-def host_name(host: str) -> str:
-    """The name part of a Host header: `[::1]:7000` -> `::1`, `localhost:7000` -> `localhost`."""
-    if host.startswith("["):
-        return host[1:].split("]", 1)[0]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def same_origin(request: web.Request) -> bool:
-    """Whether a state-changing request comes from this dashboard's own pages."""
-    site = request.headers.get("Sec-Fetch-Site")
-    if site is not None and site not in SAFE_FETCH_SITES:
-        return False
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True  # not a browser form/fetch (curl, the tests' raw client)
-    return origin != "null" and urlsplit(origin).netloc == request.host
-
-
 def ok(message: str, status: int = 200, **extra: object) -> web.Response:
     """A success answer."""
     return web.json_response({"ok": True, "message": message, **extra}, status=status)
-
-
-@web.middleware
-async def errors_and_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse cross-origin writes; render HyperhiveError with its status, once."""
-    try:
-        hosts = request.app[HOSTS]
-        if hosts is not None and host_name(request.host) not in hosts:
-            # A loopback dashboard reached under another name is DNS rebinding: refuse
-            # reads too, or any web page could read the hive through the browser.
-            raise Forbidden(
-                f"unexpected Host {request.host[:80]!r}: open the dashboard as"
-                " http://127.0.0.1:<port>/ or http://localhost:<port>/"
-            )
-        if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin(request):
-            raise Forbidden(
-                "cross-origin request refused: use the dashboard page itself to change state"
-            )
-        return await handler(request)
-    except HyperhiveError as exc:
-        return web.json_response({"ok": False, "error": exc.message}, status=exc.status)
-    except web.HTTPException:
-        raise
-    except Exception:
-        logger.exception("dashboard request %s %s failed", request.method, request.path)
-        return web.json_response(
-            {"ok": False, "error": INTERNAL_ERROR},
-            status=500,
-        )
 
 
 async def bounded(request: web.Request, coro: Coroutine[Any, Any, Any], what: str) -> bool:
@@ -182,11 +123,9 @@ async def bounded(request: web.Request, coro: Coroutine[Any, Any, Any], what: st
 
 
 async def index(request: web.Request) -> web.Response:
-    """The page, rendered at the current seq."""
-    # SPEC §8: an approval whose agent's state dir vanished is failed on the next render.
-    await request.app[HIVE].approvals.reap_orphans()
-    html = request.app[RENDERER].page(snapshot(request.app[HIVE], request.app[FANOUT].recent))
-    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+    """The page shell: no hive data (that needs the key); dashboard.js fills it in."""
+    html = request.app[RENDERER].env.get_template("page.html").render(snap={"seq": 0}, lists={})
+    return web.Response(text=html, content_type="text/html")
 
 
 async def state(request: web.Request) -> web.Response:
@@ -201,14 +140,7 @@ async def state(request: web.Request) -> web.Response:
 async def stream(request: web.Request) -> web.StreamResponse:
     """SSE: every change from now on; the client drops frames with seq <= its snapshot's."""
     fanout = request.app[FANOUT]
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-store",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    await response.prepare(request)
+    response = await open_sse(request)
     client = fanout.add()  # subscribed before the first byte: the snapshot cannot miss a change
     try:
         await response.write(b"retry: 1000\n: connected\n\n")
@@ -218,7 +150,19 @@ async def stream(request: web.Request) -> web.StreamResponse:
         pass  # the tab went away
     finally:
         fanout.remove(client)
+        response.stop_streaming()
     return response
+
+
+async def webui_keys(request: web.Request) -> web.Response:
+    """Each live agent's page key, for the links to its page (`#key=` in the URL)."""
+    hive = request.app[HIVE]
+    keys = {
+        record.name: hive.credentials.page_key(record.name)
+        for record in hive.registry.all()
+        if record.live
+    }
+    return web.json_response({"keys": keys})
 
 
 async def history(request: web.Request) -> web.Response:
@@ -394,29 +338,33 @@ async def _fanout_ctx(app: web.Application) -> Any:
     await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.update(SECURITY_HEADERS)
-
-
 async def _close_streams(app: web.Application) -> None:
     app[FANOUT].close_all()
 
 
 def create_app(hive: Hive) -> web.Application:
     """The dashboard app over a started Hive."""
-    app = web.Application(middlewares=[errors_and_origin], client_max_size=1024 * 1024)
+    app = create_web_app(
+        name="hive-c0re",
+        key_check=hive.credentials.is_dashboard_key,
+        public=PUBLIC_PAGES,
+        login_hint=LOGIN_HINT,
+        # Bound beyond loopback on purpose: any Host; the key still guards every route.
+        check_host=_loopback(hive.settings.dashboard_host),
+    )
     renderer = Renderer()
     app[HIVE] = hive
     app[RENDERER] = renderer
     app[FANOUT] = Fanout(hive, renderer)
     app[TASKS] = set()
-    app[HOSTS] = LOOPBACK_NAMES if _loopback(hive.settings.dashboard_host) else None
+    # A rotated secret ends every session: live streams close, their reconnect gets 401.
+    hive.on_rotate.append(app[FANOUT].close_all)
     app.cleanup_ctx.append(_fanout_ctx)
     app.on_shutdown.append(_close_streams)
-    app.on_response_prepare.append(_security_headers)
     app.add_routes(
         [
             web.get("/", index),
+            web.get("/login", index),
             web.static("/static/common", webstatic.DIR),
             web.static("/static", STATIC),
             web.get("/api/state", state),
@@ -424,6 +372,7 @@ def create_app(hive: Hive) -> web.Application:
             web.get("/dashboard/history", history),
             web.get("/api/diff/{id}", diff),
             web.get("/api/journal/{name}", journal),
+            web.get("/api/webui-keys", webui_keys),
             web.post("/approve/{id}", approve),
             web.post("/deny/{id}", deny),
             web.post("/answer-question/{id}", answer_question),

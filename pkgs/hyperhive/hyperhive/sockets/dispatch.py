@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from hyperhive.approvals.service import Approvals
 from hyperhive.broker.service import Broker
@@ -18,6 +19,7 @@ from hyperhive.wire.responses import (
     AgentsReply,
     ApprovalsReply,
     Empty,
+    LoginReply,
     Messages,
     Ok,
     QuestionQueued,
@@ -29,6 +31,18 @@ from hyperhive.wire.responses import (
 )
 
 
+class OperatorAccess(Protocol):
+    """The daemon's browser credentials, as the host socket reaches them."""
+
+    def login_url(self) -> str:
+        """The dashboard URL with the dashboard key in its fragment."""
+        ...
+
+    async def rotate_secret(self) -> None:
+        """Replace the operator secret and end every browser session."""
+        ...
+
+
 @dataclass
 class Dispatcher:
     """Routes every request to its service, as the socket's identity."""
@@ -38,6 +52,7 @@ class Dispatcher:
     questions: QuestionService
     lifecycle: Lifecycle
     approvals: Approvals
+    operator: OperatorAccess | None = None
 
     async def handle(self, conn: Connection, request: rq.Request) -> Reply:
         """Answer one request. The socket layer already checked the cmd is allowed."""
@@ -130,6 +145,14 @@ class Dispatcher:
             case rq.CancelQuestion(id=question_id):
                 done = await self.questions.cancel(question_id)
                 return Ok(id=question_id, message="cancelled" if done else "already resolved")
+            case rq.Login():
+                return LoginReply(url=self._operator().login_url())
+            case rq.RotateToken():
+                await self._operator().rotate_secret()
+                return Ok(
+                    message="operator secret rotated: every browser session ended;"
+                    " run `hive-c0re login` for a new login URL"
+                )
             case rq.RequestApplyCommit(agent=agent, commit_ref=ref, description=description):
                 approval_id = await self.approvals.request_apply_commit(agent, ref, description)
                 return Ok(
@@ -138,3 +161,8 @@ class Dispatcher:
                     f" (approval #{approval_id})",
                 )
         raise InvalidRequest(f"unhandled cmd {request.cmd!r}")
+
+    def _operator(self) -> OperatorAccess:
+        if self.operator is None:
+            raise InvalidRequest("this daemon has no browser credentials (no dashboard)")
+        return self.operator

@@ -10,25 +10,25 @@ Routes: ``GET /``, ``GET /static/*``, ``GET /events/history`` (the last 2000 eve
 from __future__ import annotations
 
 import asyncio
-import functools
-import ipaddress
+import hmac
 import json
 import logging
-import socket
+import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import web
+from aiohttp_sse import EventSourceResponse
 
 from hyperhive import webstatic
-from hyperhive.errors import Forbidden, HyperhiveError, InvalidRequest
+from hyperhive.errors import InvalidRequest
 from hyperhive.harness.events import Event
 from hyperhive.harness.journal import read_journal
 from hyperhive.harness.login import LoginRunner
+from hyperhive.web import KEY_CHECK, bearer, create_web_app, open_sse
 from hyperhive.webui.control import Controls, InboxWatcher
 
 if TYPE_CHECKING:
@@ -42,6 +42,14 @@ HISTORY_LIMIT = 2000
 # tool results); the event store keeps them whole.
 STRING_CAP = 16 * 1024
 KEEPALIVE_SECONDS = 15.0
+KEY_RECHECK_SECONDS = 5.0
+"""How often an open stream checks its key is still this page's (a rotation ends it)."""
+PUBLIC_PAGES = frozenset({"/"})
+"""The page shell (no agent data; webui.js loads everything with the key)."""
+LOGIN_HINT = (
+    "not logged in to this page: open it from the dashboard's link to this agent"
+    " (the link carries this page's key in its #fragment)"
+)
 # Room for a maximal operator message (256 Ki characters, up to 4 bytes each) as JSON.
 CLIENT_MAX_SIZE = 2 * 1024 * 1024
 
@@ -49,17 +57,6 @@ CONTROLS: web.AppKey[Controls] = web.AppKey("controls")
 HARNESS: web.AppKey[Harness] = web.AppKey("harness")
 STREAMS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("streams")
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
-
-# Only our own script and style; no framing (the page has buttons that change state).
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'self'; object-src 'none'; base-uri 'none';"
-    " frame-ancestors 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def trim(value: Any, cap: int = STRING_CAP) -> Any:
@@ -75,6 +72,38 @@ def trim(value: Any, cap: int = STRING_CAP) -> Any:
     return value
 
 
+class PageKey:
+    """This page's key, read from the file the daemon writes (re-read when it changes)."""
+
+    MAX_BYTES = 256
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: tuple[int, int, int] | None = None
+        self._key = b""
+
+    def current(self) -> bytes:
+        """The key now (b"" when the file is missing or unreadable: nothing matches)."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return b""
+        stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+        if stamp != self._seen:
+            try:
+                with open(self.path, "rb") as f:
+                    self._key = f.read(self.MAX_BYTES).strip()
+            except OSError:
+                return b""
+            self._seen = stamp
+        return self._key
+
+    def check(self, presented: str) -> bool:
+        """Constant-time check of a presented key."""
+        key = self.current()
+        return bool(key) and hmac.compare_digest(presented.encode(), key)
+
+
 def event_json(event: Event) -> dict[str, Any]:
     """An event as the browser gets it."""
     payload = event.payload
@@ -82,76 +111,6 @@ def event_json(event: Event) -> dict[str, Any]:
         # claude repeats each tool result there; the page reads message.content only.
         payload = {k: v for k, v in payload.items() if k != "tool_use_result"}
     return {"id": event.id, "ts": event.ts, "kind": event.kind, "payload": trim(payload)}
-
-
-def cross_origin(request: web.Request) -> str | None:
-    """Why ``request`` looks cross-origin, or None when it is same-origin (or not a browser)."""
-    site = request.headers.get("Sec-Fetch-Site")
-    if site is not None and site not in ("same-origin", "none"):
-        return f"Sec-Fetch-Site is {site!r}"
-    origin = request.headers.get("Origin")
-    # Host and port only: a TLS proxy in front changes the scheme, not who the page is.
-    if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
-        return f"Origin {origin!r} is not this page's"
-    return None
-
-
-@functools.cache
-def machine_names() -> frozenset[str]:
-    """This machine's own names, which a browser may use in the Host header."""
-    # Not getfqdn(): it asks DNS, which may hang in a container without one.
-    return frozenset({"localhost", socket.gethostname().lower()})
-
-
-def trusted_host(host: str) -> bool:
-    """Whether a Host header names this machine (an IP, localhost, or its own hostname).
-
-    Anything else is a DNS-rebinding attempt: a foreign site resolving its name to
-    127.0.0.1 would otherwise be "same-origin" with this page.
-    """
-    name = urlsplit(f"//{host}").hostname or ""
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return name in machine_names() or name.endswith(".localhost")
-    return True
-
-
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render HyperhiveError (and aiohttp's own 4xx) as ``{"error": ...}`` JSON, once."""
-    try:
-        return await handler(request)
-    except HyperhiveError as exc:
-        return web.json_response({"error": exc.message}, status=exc.status)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return web.json_response(
-            {"error": f"request body too large ({exc.text}): send less"}, status=413
-        )
-    except web.HTTPException as exc:
-        if exc.status < 400 or not request.path.startswith(("/api/", "/events/")):
-            raise
-        return web.json_response({"error": exc.reason}, status=exc.status)
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
-    except Exception:  # a request boundary: log it, answer 500, keep serving
-        logger.exception("web UI request %s %s failed", request.method, request.path)
-        return web.json_response(
-            {"error": "internal error in the web UI: see the harness log"}, status=500
-        )
-
-
-@web.middleware
-async def same_origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Only this machine's names as Host; state-changing requests (POST) only from this page."""
-    if not trusted_host(request.host):
-        raise Forbidden(
-            f"unknown Host {request.host[:100]!r} refused (DNS rebinding guard): open the web UI"
-            " by IP address, localhost or this machine's hostname"
-        )
-    if request.method == "POST" and (why := cross_origin(request)):
-        raise Forbidden(f"cross-origin request refused ({why}): use the agent's own web UI page")
-    return await handler(request)
 
 
 async def read_object(request: web.Request) -> dict[str, Any]:
@@ -186,7 +145,7 @@ async def page(request: web.Request) -> web.Response:
         .get_template("page.html")
         .render(agent=harness.settings.agent_name, role=harness.role.value)
     )
-    return web.Response(text=html, content_type="text/html", headers=PAGE_HEADERS)
+    return web.Response(text=html, content_type="text/html")
 
 
 async def api_state(request: web.Request) -> web.Response:
@@ -231,21 +190,19 @@ def resume_id(request: web.Request) -> int:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    """SSE: events after the resume id (from the store), then live ones; inbox snapshots."""
+    """SSE: events after the resume id (from the store), then live ones; inbox snapshots.
+
+    The stream ends once the key it was opened with is no longer this page's key (the
+    operator rotated the secret): a rotation ends every session, open streams included.
+    """
     after = resume_id(request)
+    key = bearer(request) or ""
     harness = request.app[HARNESS]
     inbox = request.app[CONTROLS].inbox
     task = asyncio.current_task()
     assert task is not None
     request.app[STREAMS].add(task)
-    resp = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-store",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    await resp.prepare(request)
+    resp = await open_sse(request, KEEPALIVE_SECONDS)
     try:
         async with harness.bus.subscribe() as queue:
             # Subscribed first, then read the store: nothing falls between the two.
@@ -253,56 +210,59 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if after and harness.store is not None:
                 await harness.store.flush()
                 for event in harness.store.list_events(after, HISTORY_LIMIT):
-                    await resp.write(frame(event))
+                    await send_event(resp, event)
                     last = event.id
             with inbox.watching():
-                await resp.write(inbox_frame(inbox.view()))
-                await pump(resp, queue, inbox, last)
+                await send_inbox(resp, inbox.view())
+                await pump(resp, queue, inbox, last, lambda: request.app[KEY_CHECK](key))
     except ConnectionResetError:
         pass  # the browser went away
     finally:
         request.app[STREAMS].discard(task)
+        resp.stop_streaming()
     return resp
 
 
 async def pump(
-    resp: web.StreamResponse, queue: asyncio.Queue[Event], inbox: InboxWatcher, last: int
+    resp: EventSourceResponse,
+    queue: asyncio.Queue[Event],
+    inbox: InboxWatcher,
+    last: int,
+    still_valid: Callable[[], bool],
 ) -> None:
-    """Forward bus events and inbox changes until the client goes away."""
+    """Forward bus events and inbox changes until the client goes away or the key changes."""
     seen = inbox.version
     get: asyncio.Task[Event] = asyncio.create_task(queue.get())
     changed: asyncio.Task[int] = asyncio.create_task(inbox.wait_change(seen))
     try:
-        while True:
+        while still_valid():
             done, _ = await asyncio.wait(
-                {get, changed}, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                {get, changed}, timeout=KEY_RECHECK_SECONDS, return_when=asyncio.FIRST_COMPLETED
             )
-            if not done:
-                await resp.write(b": keepalive\n\n")
             if get in done:
                 event = get.result()
                 if event.id > last:  # the store backlog may already have sent it
-                    await resp.write(frame(event))
+                    await send_event(resp, event)
                     last = event.id
                 get = asyncio.create_task(queue.get())
             if changed in done:
                 seen = changed.result()
-                await resp.write(inbox_frame(inbox.view()))
+                await send_inbox(resp, inbox.view())
                 changed = asyncio.create_task(inbox.wait_change(seen))
     finally:
         get.cancel()
         changed.cancel()
 
 
-def frame(event: Event) -> bytes:
+async def send_event(resp: EventSourceResponse, event: Event) -> None:
     """One SSE frame carrying a bus event (its id lets the browser resume)."""
     data = json.dumps(event_json(event), separators=(",", ":"))
-    return f"id: {event.id}\nevent: ev\ndata: {data}\n\n".encode()
+    await resp.send(data, id=str(event.id), event="ev")
 
 
-def inbox_frame(view: dict[str, Any]) -> bytes:
+async def send_inbox(resp: EventSourceResponse, view: dict[str, Any]) -> None:
     """One SSE frame with the inbox snapshot."""
-    return f"event: inbox\ndata: {json.dumps(view, separators=(',', ':'))}\n\n".encode()
+    await resp.send(json.dumps(view, separators=(",", ":")), event="inbox")
 
 
 async def journal(request: web.Request) -> web.Response:
@@ -368,8 +328,12 @@ async def api_login_code(request: web.Request) -> web.Response:
 
 def create_app(harness: Harness, *, inbox_interval: float | None = None) -> web.Application:
     """The web UI app of ``harness``; its background tasks live in the app's cleanup_ctx."""
-    app = web.Application(
-        middlewares=[errors_middleware, same_origin_middleware], client_max_size=CLIENT_MAX_SIZE
+    app = create_web_app(
+        name="web UI",
+        key_check=PageKey(harness.settings.web_key_path).check,
+        public=PUBLIC_PAGES,
+        login_hint=LOGIN_HINT,
+        client_max_size=CLIENT_MAX_SIZE,
     )
     login = LoginRunner(
         harness.settings.login_cmd,

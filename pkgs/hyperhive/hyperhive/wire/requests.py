@@ -198,6 +198,18 @@ class CancelQuestion(_Request):
     id: Id
 
 
+class Login(_Request):
+    """The URL that logs a browser in to the dashboard (operator only; it holds a key)."""
+
+    cmd: Literal["login"] = "login"
+
+
+class RotateToken(_Request):
+    """Replace the operator secret: every browser session (dashboard and pages) ends."""
+
+    cmd: Literal["rotate_token"] = "rotate_token"
+
+
 Request = Annotated[
     Send
     | Recv
@@ -223,7 +235,9 @@ Request = Annotated[
     | Deny
     | Questions
     | Answer
-    | CancelQuestion,
+    | CancelQuestion
+    | Login
+    | RotateToken,
     Field(discriminator="cmd"),
 ]
 REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
@@ -262,5 +276,7 @@ HOST_COMMANDS = frozenset(
         "answer",
         "cancel_question",
         "whoami",
+        "login",
+        "rotate_token",
     }
 )

@@ -157,6 +157,13 @@ class QuestionsReply(Reply):
     items: list[QuestionInfo]
 
 
+class LoginReply(Reply):
+    """The dashboard's login URL; the key is in its #fragment (print it to a terminal only)."""
+
+    kind: Literal["login"] = "login"
+    url: str
+
+
 Response = Annotated[
     Ok
     | Err
@@ -168,7 +175,8 @@ Response = Annotated[
     | WhoamiReply
     | AgentsReply
     | ApprovalsReply
-    | QuestionsReply,
+    | QuestionsReply
+    | LoginReply,
     Field(discriminator="kind"),
 ]
 RESPONSE: TypeAdapter[Response] = TypeAdapter(Response)

@@ -24,13 +24,28 @@ function fmtTime(ts) {
 // Finish a freshly inserted node: local times, web UI links on this host, lazy diffs.
 function fixup(node) {
   for (const t of $$("time[data-ts]", node)) if (+t.dataset.ts) t.textContent = fmtTime(+t.dataset.ts);
-  for (const a of $$("a[data-port]", node)) a.href = `${location.protocol}//${location.hostname}:${a.dataset.port}/`;
+  for (const a of $$("a[data-port]", node)) pageLink(a);
   for (const pre of $$("pre[data-diff]", node)) loadDiff(pre);
+}
+
+// A link to an agent's page carries that page's key (and only that one) in its #fragment.
+const pageKeys = new Map();
+function pageLink(a) {
+  const k = pageKeys.get(a.dataset.name);
+  a.href = `${location.protocol}//${location.hostname}:${a.dataset.port}/${k ? `#key=${k}` : ""}`;
+}
+async function loadPageKeys() {
+  const r = await hiveAuth.api("/api/webui-keys");
+  if (!r.ok) return;
+  const j = await r.json();
+  pageKeys.clear();
+  for (const [name, k] of Object.entries(j.keys)) pageKeys.set(name, k);
+  $$("a[data-port]").forEach(pageLink);
 }
 
 async function loadDiff(pre) {
   try {
-    const r = await fetch(`/api/diff/${pre.dataset.diff}`);
+    const r = await hiveAuth.api(`/api/diff/${pre.dataset.diff}`);
     const j = await r.json();
     pre.textContent = "";
     if (!r.ok) { pre.textContent = j.error; return; }
@@ -145,9 +160,11 @@ function apply(frame) {
 // seq <= snapshot.seq is dropped (the snapshot already contains it).
 async function sync() {
   feed.snapSeq = null;
-  const r = await fetch("/api/state?html=1");
+  const r = await hiveAuth.api("/api/state?html=1");
   if (!r.ok) throw new Error(`state: HTTP ${r.status}`);
   const snap = await r.json();
+  $("#backend").textContent = `hive-c0re · backend ${snap.backend}`;
+  loadPageKeys().catch(() => {});
   const stuck = atBottom($("#flow"));
   const all = lists();
   for (const [name, html] of Object.entries(snap.html)) if (all[name]) reconcile(all[name], html);
@@ -171,26 +188,33 @@ function resync() {
 
 function connect() {
   const conn = $("#conn");
-  const es = new EventSource("/dashboard/stream");
-  es.addEventListener("open", () => {
-    conn.textContent = "● live"; conn.className = "conn live";
-    resync();
-  });
-  es.addEventListener("change", (e) => {
-    const frame = JSON.parse(e.data);
+  const frameOf = (data) => {
+    const frame = JSON.parse(data);
     if (feed.snapSeq === null) {
       // too many frames while the snapshot loads: drop them and take another snapshot after
       if (feed.buffer.push(frame) > 5000) { feed.buffer = []; feed.stale = true; }
     }
     else if (frame.seq > feed.snapSeq) { apply(frame); document.body.dataset.seq = frame.seq; }
-  });
-  es.addEventListener("resync", resync);
-  es.addEventListener("error", () => {
-    conn.textContent = "○ reconnecting"; conn.className = "conn down";
-    // EventSource retries network errors itself but gives up on an HTTP error: start over
-    if (es.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+  };
+  hiveAuth.stream("/dashboard/stream", {
+    onOpen() {
+      conn.textContent = "● live"; conn.className = "conn live";
+      resync();
+    },
+    onEvent(event, data) {
+      if (event === "change") frameOf(data);
+      else if (event === "resync") resync();
+    },
+    onDown() { conn.textContent = "○ reconnecting"; conn.className = "conn down"; },
   });
 }
+
+// No key, or one a rotation made old: say how to log in, and stop asking.
+hiveAuth.onUnauthorized(() => {
+  $("#login-needed").hidden = false;
+  const conn = $("#conn");
+  conn.textContent = "○ logged out"; conn.className = "conn down";
+});
 
 // -- forms: async post, spinner, toast, two clicks for destructive actions -----------------
 
@@ -226,7 +250,7 @@ document.addEventListener("submit", async (e) => {
   btn.classList.add("busy");
   btn.disabled = true;
   try {
-    const r = await fetch(url, { method: "POST", body: new URLSearchParams(new FormData(form)), headers: { Accept: "application/json" } });
+    const r = await hiveAuth.api(url, { method: "POST", body: new URLSearchParams(new FormData(form)), headers: { Accept: "application/json" } });
     const j = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
     if (r.ok) {
       toast(j.message || "done");
@@ -246,7 +270,7 @@ document.addEventListener("submit", async (e) => {
 async function loadLogs(details) {
   const pre = $("pre", details);
   try {
-    const r = await fetch(`/api/journal/${encodeURIComponent(details.dataset.name)}?lines=300`);
+    const r = await hiveAuth.api(`/api/journal/${encodeURIComponent(details.dataset.name)}?lines=300`);
     const j = await r.json();
     const stuck = pre.textContent === "…" || atBottom(pre);
     pre.textContent = r.ok ? (j.lines.join("\n") || "(no log lines yet)") : j.error;

@@ -64,7 +64,7 @@ async function post(url, body) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const r = await fetch(url, init);
+  const r = await hiveAuth.api(url, init);
   const j = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
   if (!r.ok) throw new Error(j.error || `HTTP ${r.status}`);
   return j;
@@ -338,8 +338,9 @@ function renderLogin() {
 
 async function refreshLogin() {
   try {
-    const r = await fetch("/api/state");
+    const r = await hiveAuth.api("/api/state");
     const s = await r.json();
+    if (!r.ok) return;
     ui.state.login = s.login;
     renderLogin();
   } catch (e) { /* the stream will bring it */ }
@@ -474,7 +475,7 @@ function notifyButton() {
 async function loadLogs() {
   const pre = $("#journal");
   try {
-    const r = await fetch("/api/journal?lines=300");
+    const r = await hiveAuth.api("/api/journal?lines=300");
     const j = await r.json();
     if (!r.ok) { pre.textContent = j.error; return; }
     $("#logs-source").textContent = j.source;
@@ -486,7 +487,7 @@ async function loadLogs() {
 // -- start-up: state, history, then the stream ----------------------------------------------
 
 async function loadState() {
-  const r = await fetch("/api/state");
+  const r = await hiveAuth.api("/api/state");
   if (!r.ok) throw new Error(`state: HTTP ${r.status}`);
   const s = await r.json();
   ui.clockSkew = s.now - Date.now() / 1000;
@@ -499,7 +500,7 @@ async function loadState() {
 }
 
 async function loadHistory() {
-  const r = await fetch("/events/history");
+  const r = await hiveAuth.api("/events/history");
   if (!r.ok) throw new Error(`history: HTTP ${r.status}`);
   const j = await r.json();
   // Drawn event by event, exactly as live, so a result lands under its own call and a
@@ -518,16 +519,26 @@ async function loadHistory() {
 
 function connect() {
   const conn = $("#conn");
-  const es = new EventSource(`/events/stream?after=${ui.lastId}`);
-  es.addEventListener("open", () => { conn.textContent = "● live"; conn.className = "conn live"; });
-  es.addEventListener("ev", (e) => append(consume(JSON.parse(e.data), true)));
-  es.addEventListener("inbox", (e) => renderInbox(JSON.parse(e.data)));
-  es.addEventListener("error", () => {
-    conn.textContent = "○ reconnecting"; conn.className = "conn down";
-    // EventSource resumes with Last-Event-ID; state may have moved meanwhile.
-    loadState().catch(() => {});
+  hiveAuth.stream(() => `/events/stream?after=${ui.lastId}`, {
+    onOpen() { conn.textContent = "● live"; conn.className = "conn live"; },
+    onEvent(event, data) {
+      if (event === "ev") append(consume(JSON.parse(data), true));
+      else if (event === "inbox") renderInbox(JSON.parse(data));
+    },
+    onDown() {
+      conn.textContent = "○ reconnecting"; conn.className = "conn down";
+      // The reconnect resumes after ui.lastId; state may have moved meanwhile.
+      loadState().catch(() => {});
+    },
   });
 }
+
+// No key for this page, or one a rotation made old: say where the key comes from.
+hiveAuth.onUnauthorized(() => {
+  $("#login-needed").hidden = false;
+  const conn = $("#conn");
+  conn.textContent = "○ logged out"; conn.className = "conn down";
+});
 
 function wire() {
   const input = $("#input");
