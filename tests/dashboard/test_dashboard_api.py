@@ -266,6 +266,20 @@ async def test_send_as_operator_reaches_the_agent(dash: Dash) -> None:
     assert "unknown recipient" in body["error"]
 
 
+async def test_talk_to_an_agent_without_a_login_says_it_will_not_answer(
+    dash: Dash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    await dash.hive.lifecycle.spawn("alice")
+    status, body = await post(dash, "/send", {"to": "alice", "body": "anyone there?"})
+    assert status == 200
+    assert "alice needs a Claude login" in body["message"]
+    claude = dash.hive.lifecycle.paths("alice").claude  # type: ignore[arg-type]
+    (claude / ".credentials.json").write_text("{}")
+    status, body = await post(dash, "/send", {"to": "alice", "body": "now?"})
+    assert body["message"] == "sent to alice"
+
+
 async def test_deny_with_a_note_tells_the_manager(dash: Dash) -> None:
     approval_id = await dash.hive.approvals.request_spawn("dave", "")
     await drain(dash.socket("manager"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,21 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 
 NixEval = Callable[[str], Any]
+
+
+def tracked(*patterns: str) -> list[Path]:
+    """The files git tracks that match `patterns` (e.g. "*.nix").
+
+    Tests read the product, never whatever else lies in the checkout: `./scripts/run` keeps
+    its run state (agents' config repos, written by agents) in `./.hyperhive/`.
+    """
+    out = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z", "--", *patterns],
+        capture_output=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    return [REPO / name for name in out.decode().split("\0") if name]
 
 
 def nix_string(value: str) -> str:

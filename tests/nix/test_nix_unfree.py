@@ -7,10 +7,12 @@ from harness-base. Both must use the one definition in modules/lib.nix.
 from __future__ import annotations
 
 import re
+import shutil
+import uuid
 from pathlib import Path
 
 import pytest
-from nixeval import REPO, NixEval, nix_string
+from nixeval import REPO, NixEval, nix_string, tracked
 
 LIB = "(import ./modules/lib.nix)"
 
@@ -95,11 +97,22 @@ def test_harness_base_uses_the_shared_predicate() -> None:
     assert "hlib = import ./lib.nix;" in text
 
 
+def test_the_checks_read_tracked_files_only_never_the_run_state() -> None:
+    """`./scripts/run` state in the checkout (an agent's config repo) is not the product."""
+    planted = REPO / ".hyperhive" / f"test-{uuid.uuid4().hex}" / "agent.nix"
+    planted.parent.mkdir(parents=True)
+    try:
+        planted.write_text("{ nixpkgs.config.allowUnfree = true; }\n")
+        files = tracked("*.nix")
+        assert planted not in files
+        assert REPO / "modules" / "harness-base.nix" in files
+    finally:
+        shutil.rmtree(planted.parent)
+
+
 def test_no_nix_file_allows_all_unfree() -> None:
     offenders = []
-    for path in REPO.rglob("*.nix"):
-        if ".venv" in path.parts:
-            continue
+    for path in tracked("*.nix"):
         code = "\n".join(
             line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")
         )

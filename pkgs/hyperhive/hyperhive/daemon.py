@@ -26,12 +26,14 @@ from hyperhive.lifecycle.paths import AgentPaths
 from hyperhive.lifecycle.registry import Registry
 from hyperhive.lifecycle.service import Lifecycle
 from hyperhive.lifecycle.store import Role
+from hyperhive.ports import agent_port
 from hyperhive.questions.service import QuestionService
 from hyperhive.retention import sweep_forever
 from hyperhive.settings import Settings
 from hyperhive.sockets.dispatch import Dispatcher
 from hyperhive.sockets.server import Connection, Identity, SocketKind, SocketServer
 from hyperhive.tasks import TaskSet
+from hyperhive.wire.responses import NEEDS_LOGIN_HINT
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +193,14 @@ async def serve(settings: Settings, *, print_login_url: bool = False) -> None:
             print(f"hive-c0re: log the dashboard in: {hive.login_url()}", flush=True)
         else:
             print("hive-c0re: `hive-c0re login` prints the dashboard's login URL", flush=True)
+    manager_page = f"http://127.0.0.1:{agent_port(MANAGER)}/"
+    if hive.lifecycle.logged_in(MANAGER):
+        print(f"hive-c0re: the manager's page is {manager_page}", flush=True)
+    else:
+        print(
+            f"hive-c0re: the manager ({manager_page}) {NEEDS_LOGIN_HINT}",
+            flush=True,
+        )
     try:
         await stop.wait()
     finally:

@@ -14,10 +14,13 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from hyperhive.errors import HyperhiveError
+from hyperhive.lifecycle.names import OPERATOR
 from hyperhive.settings import Settings
 from hyperhive.wire import requests as rq
 from hyperhive.wire.client import BrokerClient
 from hyperhive.wire.responses import (
+    NEEDS_LOGIN_HINT,
+    AgentInfo,
     AgentsReply,
     ApprovalsReply,
     Err,
@@ -25,6 +28,7 @@ from hyperhive.wire.responses import (
     Ok,
     QuestionsReply,
     RecentReply,
+    RecentRow,
     Reply,
 )
 
@@ -33,17 +37,28 @@ def _when(ts: int | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _state(agent: AgentInfo) -> str:
+    return f"{agent.state} (needs login)" if agent.needs_login else agent.state
+
+
 def render(reply: Reply) -> str:
     """Human-readable text of a reply."""
     match reply:
         case AgentsReply(items=items):
             if not items:
                 return "no agents"
-            lines = [f"{'NAME':<10} {'ROLE':<8} {'STATE':<11} {'PORT':<5} CREATED"]
+            lines = [f"{'NAME':<10} {'ROLE':<8} {'STATE':<24} {'PORT':<5} CREATED"]
             lines += [
-                f"{a.name:<10} {a.role:<8} {a.state:<11} {a.port:<5} {_when(a.created_at)}"
+                f"{a.name:<10} {a.role:<8} {_state(a):<24} {a.port:<5} {_when(a.created_at)}"
                 for a in items
             ]
+            waiting = [a.name for a in items if a.needs_login]
+            if waiting:
+                lines += [
+                    "",
+                    f"{', '.join(waiting)}: {NEEDS_LOGIN_HINT}"
+                    " (`hive-c0re login` prints the dashboard's URL).",
+                ]
             return "\n".join(lines)
         case ApprovalsReply(items=items):
             if not items:
@@ -201,11 +216,55 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the dashboard's login URL when ready, if stdout is a terminal",
     )
+    inbox = sub.add_parser(
+        "inbox",
+        help="the operator's inbox: what agents sent you, newest last",
+        description="Messages addressed to operator (agents' replies), newest last.",
+    )
+    inbox.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
+    inbox.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing new ones (Ctrl-C ends)"
+    )
     for verb, (help_text, args, _) in VERBS.items():
         p = sub.add_parser(verb, help=help_text, description=help_text)
         for flag, options in args:
             p.add_argument(flag, **options)  # type: ignore[arg-type]
     return top
+
+
+INBOX_POLL_SECONDS = 1.0
+
+
+def _message_line(row: RecentRow) -> str:
+    reply = f" (re #{row.in_reply_to})" if row.in_reply_to else ""
+    return f"#{row.id} {_when(row.sent_at)} {row.sender}{reply}: {row.body}"
+
+
+async def _inbox(socket: Path, limit: int, follow: bool, as_json: bool) -> int:
+    """Print the operator's inbox (the latest `limit`); with `follow`, then every new one."""
+    request = rq.Recent(limit=500).model_dump_json().encode() + b"\n"
+    seen = 0
+    async with await BrokerClient.connect(socket) as client:
+        while True:
+            reply = await client.call_raw(request)
+            if not isinstance(reply, RecentReply):
+                message = reply.message if isinstance(reply, Err) else str(reply)
+                print(f"hive-c0re inbox: {message}", file=sys.stderr)
+                return 1
+            rows = [r for r in reply.rows if r.recipient == OPERATOR and r.id > seen]
+            if not seen:
+                rows = rows[-limit:]
+                if not rows and not follow:
+                    print("no messages for the operator yet")
+            for row in rows:
+                if as_json:
+                    print(row.model_dump_json(by_alias=True), flush=True)
+                else:
+                    print(_message_line(row), flush=True)
+            seen = max([seen, *(r.id for r in reply.rows)])
+            if not follow:
+                return 0
+            await asyncio.sleep(INBOX_POLL_SECONDS)
 
 
 async def _call(socket: Path, request: BaseModel) -> Reply:
@@ -231,6 +290,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         asyncio.run(serve(settings, print_login_url=args.login_url))
         return 0
+    if args.verb == "inbox":
+        if not 1 <= args.limit <= 500:
+            print("hive-c0re inbox: --limit must be between 1 and 500", file=sys.stderr)
+            return 2
+        try:
+            return asyncio.run(
+                _inbox(args.socket or settings.host_socket, args.limit, args.follow, args.json)
+            )
+        except HyperhiveError as exc:
+            print(f"hive-c0re: {exc.message}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 0
     _, _, build = VERBS[args.verb]
     try:
         request = build(args)

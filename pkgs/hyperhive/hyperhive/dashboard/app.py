@@ -30,6 +30,7 @@ from hyperhive.errors import (
 from hyperhive.http import BoundApp, serve_app
 from hyperhive.lifecycle.names import BROADCAST, MANAGER, OPERATOR, AgentName, validate_name
 from hyperhive.web import create_web_app, open_sse
+from hyperhive.wire.responses import NEEDS_LOGIN_HINT
 
 if TYPE_CHECKING:
     from hyperhive.daemon import Hive
@@ -281,8 +282,13 @@ async def send(request: web.Request) -> web.Response:
     body = await form_text(request, "body", MAX_BODY)
     if not body:
         raise InvalidRequest("the message is empty: type something to send")
-    ids = await request.app[HIVE].broker.send(OPERATOR, to, body)
-    return ok(f"sent to {to}" + (f" ({len(ids)} agents)" if to == BROADCAST else ""), ids=ids)
+    hive = request.app[HIVE]
+    ids = await hive.broker.send(OPERATOR, to, body)
+    message = f"sent to {to}" + (f" ({len(ids)} agents)" if to == BROADCAST else "")
+    record = hive.registry.find(to)
+    if record is not None and record.live and not hive.lifecycle.logged_in(to):
+        message += f", but {to} {NEEDS_LOGIN_HINT} (the message waits in its inbox)"
+    return ok(message, ids=ids)
 
 
 async def verb(request: web.Request) -> web.Response:

@@ -6,6 +6,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+NEEDS_LOGIN_HINT = (
+    "needs a Claude login and answers nothing until it has one: open its page from the"
+    " dashboard's link and use L0G1N there, or export ANTHROPIC_API_KEY and restart hive-c0re"
+)
+"""What the operator is told about an agent without a login (CLI, dashboard, send)."""
+
 
 class Reply(BaseModel):
     model_config = ConfigDict(populate_by_name=True, frozen=True)
@@ -105,6 +111,8 @@ class AgentInfo(Reply):
     port: int
     created_at: int
     destroyed_at: int | None = None
+    needs_login: bool = False
+    """No Claude credentials and no API key: it takes no turn until logged in."""
 
 
 class AgentsReply(Reply):
