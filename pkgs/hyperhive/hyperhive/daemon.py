@@ -65,7 +65,13 @@ class Hive:
         paths = AgentPaths.of(self.settings, name)
         kind = SocketKind.MANAGER if role is Role.MANAGER else SocketKind.AGENT
         server = SocketServer(
-            paths.socket, Identity(kind, name), self.dispatcher.handle, self._on_close, 0o660
+            paths.socket,
+            Identity(kind, name),
+            self.dispatcher.handle,
+            self._on_close,
+            0o660,
+            root=self.settings.run_dir,
+            staging=paths.socket_staging,
         )
         await server.start()
         self.sockets[name] = server

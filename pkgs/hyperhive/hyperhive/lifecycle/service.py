@@ -449,7 +449,7 @@ class Lifecycle:
         if record.live or await self.backend.is_running(paths):
             raise Conflict(f"agent {name!r} is live; destroy it before purging")
         async with self._lock(name):
-            for tree in (paths.root, paths.applied, paths.socket_dir):
+            for tree in (paths.root, paths.applied, paths.socket_dir, paths.host):
                 shutil.rmtree(tree, ignore_errors=True)
             await self._registry.forget(name)
         logger.info("purged %s", name)
