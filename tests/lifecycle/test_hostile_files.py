@@ -145,11 +145,11 @@ def log_path(paths: AgentPaths) -> Path:
 async def test_local_links_in_the_agent_root_are_never_written_through(
     local_rig: Rig, leaf: str
 ) -> None:
-    paths = await spawned(local_rig, "alice")
-    assert (await local_rig.host("kill", name="alice"))["kind"] != "err"
+    paths = await spawned(local_rig, "hf-alice")
+    assert (await local_rig.host("kill", name="hf-alice"))["kind"] != "err"
     plant_link(paths.root / leaf, local_rig.host_file)
-    assert (await local_rig.host("start", name="alice"))["kind"] != "err"
-    assert (await local_rig.host("restart", name="alice"))["kind"] != "err"
+    assert (await local_rig.host("start", name="hf-alice"))["kind"] != "err"
+    assert (await local_rig.host("restart", name="hf-alice"))["kind"] != "err"
     local_rig.host_untouched()
     await local_rig.still_answers()
 
@@ -157,11 +157,11 @@ async def test_local_links_in_the_agent_root_are_never_written_through(
 async def test_local_a_symlinked_harness_log_is_not_served_by_the_log_viewer(
     local_rig: Rig,
 ) -> None:
-    paths = await spawned(local_rig, "alice")
-    assert (await local_rig.host("kill", name="alice"))["kind"] != "err"
+    paths = await spawned(local_rig, "hf-alice")
+    assert (await local_rig.host("kill", name="hf-alice"))["kind"] != "err"
     plant_link(paths.root / "harness.log", local_rig.host_file)
-    assert (await local_rig.host("start", name="alice"))["kind"] != "err"
-    status, body = await local_rig.get("/api/journal/alice?lines=2000")
+    assert (await local_rig.host("start", name="hf-alice"))["kind"] != "err"
+    status, body = await local_rig.get("/api/journal/hf-alice?lines=2000")
     assert status == 200
     assert not any("SECRET-HOST-LINE" in line for line in body["lines"])
     local_rig.host_untouched()
@@ -171,10 +171,10 @@ async def test_local_a_symlinked_harness_log_is_not_served_by_the_log_viewer(
 async def test_local_the_log_viewer_strips_control_characters_and_caps_lines(
     local_rig: Rig,
 ) -> None:
-    paths = await spawned(local_rig, "alice")
+    paths = await spawned(local_rig, "hf-alice")
     with log_path(paths).open("a") as log:  # what a harness can print
         log.write("A" * 100_000 + "\n" + "\x1b]0;owned\x07\x1b[2Jhello\u202eevil\n")
-    status, body = await local_rig.get("/api/journal/alice?lines=2000")
+    status, body = await local_rig.get("/api/journal/hf-alice?lines=2000")
     assert status == 200
     assert not any(ch in line for line in body["lines"] for ch in "\x1b\x07\u202e")
     assert all(len(line) <= 2000 for line in body["lines"])
@@ -185,7 +185,7 @@ async def test_local_the_log_viewer_strips_control_characters_and_caps_lines(
 def test_local_a_planted_legacy_pidfile_never_makes_the_daemon_adopt_or_kill_another_agent(
     tmp_path: Path,
 ) -> None:
-    """The manager writes bob's harness pid into agents/alice/harness.pid (the old place)."""
+    """The manager writes bob's harness pid into alice's harness.pid (the old place)."""
     daemon = DaemonProcess(tmp_path, HYPERHIVE_HARNESS="true")
     state = tmp_path / "state"
 
@@ -198,14 +198,14 @@ def test_local_a_planted_legacy_pidfile_never_makes_the_daemon_adopt_or_kill_ano
     started: list[int] = []
     try:
         daemon.start()
-        for name in ("alice", "bob"):
+        for name in ("hf-alice", "hf-bob"):
             assert daemon.cli("spawn", name).returncode == 0
-        alice, bob = pid_of("alice"), pid_of("bob")
+        alice, bob = pid_of("hf-alice"), pid_of("hf-bob")
         started += [alice, bob]
         daemon.kill9()  # harnesses outlive their daemon
-        (state / "agents" / "alice" / "harness.pid").write_text(f"{bob}\n")
+        (state / "agents" / "hf-alice" / "harness.pid").write_text(f"{bob}\n")
         daemon.start()
-        assert daemon.cli("kill", "alice").returncode == 0
+        assert daemon.cli("kill", "hf-alice").returncode == 0
         assert alive(bob), "killing alice signalled bob's harness"
         assert not alive(alice)
         listed = daemon.cli("list")
@@ -231,10 +231,10 @@ def alive(pid: int) -> bool:
 async def test_local_a_symlinked_claude_dir_is_refused_and_its_target_keeps_its_mode(
     local_rig: Rig,
 ) -> None:
-    paths = await spawned(local_rig, "alice")
-    assert (await local_rig.host("kill", name="alice"))["kind"] != "err"
+    paths = await spawned(local_rig, "hf-alice")
+    assert (await local_rig.host("kill", name="hf-alice"))["kind"] != "err"
     plant_link(paths.claude, local_rig.host_dir)
-    reply = await local_rig.host("start", name="alice")
+    reply = await local_rig.host("start", name="hf-alice")
     assert reply["kind"] == "err"
     assert "symlink" in reply["message"]
     assert "claude" in reply["message"]
@@ -244,10 +244,10 @@ async def test_local_a_symlinked_claude_dir_is_refused_and_its_target_keeps_its_
 
 
 async def test_local_a_swapped_state_dir_is_refused_and_never_used(local_rig: Rig) -> None:
-    paths = await spawned(local_rig, "alice")
-    assert (await local_rig.host("kill", name="alice"))["kind"] != "err"
+    paths = await spawned(local_rig, "hf-alice")
+    assert (await local_rig.host("kill", name="hf-alice"))["kind"] != "err"
     plant_link(paths.state, local_rig.host_dir)
-    reply = await local_rig.host("restart", name="alice")
+    reply = await local_rig.host("restart", name="hf-alice")
     assert reply["kind"] == "err"
     assert "symlink" in reply["message"]
     assert "state" in reply["message"]
@@ -257,12 +257,12 @@ async def test_local_a_swapped_state_dir_is_refused_and_never_used(local_rig: Ri
 
 
 async def test_local_a_symlinked_agent_root_is_refused(local_rig: Rig) -> None:
-    paths = await spawned(local_rig, "alice")
-    assert (await local_rig.host("kill", name="alice"))["kind"] != "err"
+    paths = await spawned(local_rig, "hf-alice")
+    assert (await local_rig.host("kill", name="hf-alice"))["kind"] != "err"
     moved = paths.root.with_name("alice-moved")
     paths.root.rename(moved)
     paths.root.symlink_to(local_rig.host_dir)
-    reply = await local_rig.host("start", name="alice")
+    reply = await local_rig.host("start", name="hf-alice")
     assert reply["kind"] == "err"
     local_rig.host_untouched()
     await local_rig.still_answers()
@@ -274,7 +274,7 @@ async def test_local_a_symlinked_agent_root_is_refused(local_rig: Rig) -> None:
 async def test_a_symlinked_agent_nix_is_refused_without_reading_its_target(
     local_rig: Rig,
 ) -> None:
-    paths = await spawned(local_rig, "alice")
+    paths = await spawned(local_rig, "hf-alice")
     plant_link(paths.applied / "agent.nix", local_rig.host_file)
     with pytest.raises(BuildFailed) as failed:
         await build_from_repo(paths)
@@ -289,7 +289,7 @@ async def test_a_symlinked_agent_nix_is_refused_without_reading_its_target(
 async def test_a_parse_error_reaches_the_manager_bounded_and_without_controls(
     local_rig: Rig,
 ) -> None:
-    paths = await spawned(local_rig, "alice")
+    paths = await spawned(local_rig, "hf-alice")
     (paths.applied / "agent.nix").write_text("{ x = \x1b[31m" + "y" * 50_000 + " ; ;\n")
     with pytest.raises(BuildFailed) as failed:
         await build_from_repo(paths)
@@ -309,31 +309,31 @@ async def running_in_nspawn(rig: Rig, name: str) -> AgentPaths:
 
 
 async def test_nspawn_links_for_pidfile_and_log_are_never_followed(nspawn_rig: Rig) -> None:
-    paths = await running_in_nspawn(nspawn_rig, "ns-alice")
-    assert (await nspawn_rig.host("kill", name="ns-alice"))["kind"] != "err"
+    paths = await running_in_nspawn(nspawn_rig, "hf-nsa")
+    assert (await nspawn_rig.host("kill", name="hf-nsa"))["kind"] != "err"
     plant_link(paths.root / "nspawn.pid", nspawn_rig.host_file)
     plant_link(paths.root / "harness.log", nspawn_rig.host_file)
-    assert (await nspawn_rig.host("start", name="ns-alice"))["kind"] != "err"
-    await until(lambda: harness_online(log_path(paths), "ns-alice"), 90, "online again")
-    status, body = await nspawn_rig.get("/api/journal/ns-alice?lines=2000")
+    assert (await nspawn_rig.host("start", name="hf-nsa"))["kind"] != "err"
+    await until(lambda: harness_online(log_path(paths), "hf-nsa"), 90, "online again")
+    status, body = await nspawn_rig.get("/api/journal/hf-nsa?lines=2000")
     assert status == 200
     assert not any("SECRET-HOST-LINE" in line for line in body["lines"])
-    assert (await nspawn_rig.host("restart", name="ns-alice"))["kind"] != "err"
+    assert (await nspawn_rig.host("restart", name="hf-nsa"))["kind"] != "err"
     nspawn_rig.host_untouched()
     await nspawn_rig.still_answers()
 
 
 async def test_nspawn_a_swapped_state_dir_is_refused_and_not_mounted(nspawn_rig: Rig) -> None:
-    paths = await running_in_nspawn(nspawn_rig, "ns-bob")
-    assert (await nspawn_rig.host("kill", name="ns-bob"))["kind"] != "err"
+    paths = await running_in_nspawn(nspawn_rig, "hf-nsb")
+    assert (await nspawn_rig.host("kill", name="hf-nsb"))["kind"] != "err"
     plant_link(paths.state, nspawn_rig.host_dir)
-    reply = await nspawn_rig.host("start", name="ns-bob")
+    reply = await nspawn_rig.host("start", name="hf-nsb")
     assert reply["kind"] == "err"
     assert "symlink" in reply["message"]
     assert "state" in reply["message"]
     assert not await nspawn_rig.hive.lifecycle.backend.is_running(paths)
     plant_link(paths.claude, nspawn_rig.host_dir)
-    reply = await nspawn_rig.host("start", name="ns-bob")
+    reply = await nspawn_rig.host("start", name="hf-nsb")
     assert reply["kind"] == "err"
     nspawn_rig.host_untouched()
     await nspawn_rig.still_answers()
@@ -347,7 +347,7 @@ def test_bind_sources_outside_the_hive_are_not_checked_but_inside_ones_are(
     from hyperhive.safefs import UnsafePath
 
     settings = make_settings(tmp_path)
-    paths = AgentPaths.of(settings, AgentName("alice"))
+    paths = AgentPaths.of(settings, AgentName("hf-alice"))
     settings.state_dir.mkdir()
     settings.run_dir.mkdir()
     paths.create()

@@ -173,6 +173,7 @@ class NixosBackend:
         if body is None:
             safefs.unlink(target.parent, target)
         else:
+            self.dropin_dir.mkdir(parents=True, exist_ok=True)  # host-only
             safefs.ensure_dir(self.dropin_dir, target.parent)
             safefs.write_atomic(target.parent, target, body.encode(), 0o644)
         await self._must(self.systemctl, "daemon-reload")
