@@ -268,6 +268,16 @@ async def test_local_a_symlinked_agent_root_is_refused(local_rig: Rig) -> None:
     await local_rig.still_answers()
 
 
+async def test_a_symlinked_credentials_file_is_not_a_login(
+    local_rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = await spawned(local_rig, "hf-alice")
+    (paths.claude / ".credentials.json").symlink_to(local_rig.host_file)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)  # only the file decides here
+    assert not local_rig.hive.lifecycle.logged_in("hf-alice")
+    local_rig.host_untouched()
+
+
 # -- what reaches an error message ---------------------------------------------------------------
 
 
