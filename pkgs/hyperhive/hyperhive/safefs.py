@@ -136,9 +136,10 @@ def read_bytes(root: Path, path: Path, limit: int) -> bytes | None:
             return None
         except OSError as exc:
             raise _refused(path, exc) from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafePath(f"refused: {path} is not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UnsafePath(f"refused: {path} is not a regular file")
         return handle.read(limit)
 
 
