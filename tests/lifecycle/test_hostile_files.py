@@ -278,6 +278,22 @@ async def test_a_symlinked_credentials_file_is_not_a_login(
     local_rig.host_untouched()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="repos.ensure_identity reads and writes the applied identity file by path;"
+    " repos.py belongs to the proposed-repos change of issue 13, which fixes it",
+)
+async def test_a_committed_identity_file_link_is_not_written_through_on_rebuild(
+    local_rig: Rig,
+) -> None:
+    paths = await spawned(local_rig, "hf-alice")
+    # What a merged manager commit leaves in the applied checkout (git stores links).
+    plant_link(paths.applied / "hyperhive-identity.json", local_rig.host_file)
+    await local_rig.host("rebuild", name="hf-alice")
+    local_rig.host_untouched()
+    await local_rig.still_answers()
+
+
 # -- what reaches an error message ---------------------------------------------------------------
 
 
