@@ -34,8 +34,8 @@ class AgentPaths:
     applied: Path
     socket_dir: Path
     # The trusted roots (operator-configured, no container can write them).
-    state_dir: Path = Path("/var/lib/hyperhive")
-    run_dir: Path = Path("/run/hyperhive")
+    state_dir: Path
+    run_dir: Path
 
     @classmethod
     def of(cls, settings: Settings, name: AgentName) -> AgentPaths:
