@@ -197,7 +197,7 @@ async def test_empty_answer_is_refused_with_a_hint(dash: Dash) -> None:
 
 async def test_journal_shows_the_log_of_live_agents_only(dash: Dash) -> None:
     await dash.hive.lifecycle.spawn("alice")
-    log = dash.hive.lifecycle.paths("alice").root / "harness.log"  # type: ignore[arg-type]
+    log = dash.hive.lifecycle.paths("alice").harness_log  # type: ignore[arg-type]
     with log.open("a") as f:  # append: with the local backend a real harness writes here too
         f.write("".join(f"marker {i}\n" for i in range(50)))
     status, body = await get_json(dash, "/api/journal/alice?lines=3")

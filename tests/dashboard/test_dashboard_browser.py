@@ -234,7 +234,7 @@ async def test_a_second_tab_sees_the_same_updates(live_dash: Dash, context: Brow
 
 async def test_journal_viewer_and_flow_pill(live_dash: Dash, context: BrowserContext) -> None:
     await live_dash.hive.lifecycle.spawn("lea")
-    log = live_dash.hive.lifecycle.paths("lea").root / "harness.log"  # type: ignore[arg-type]
+    log = live_dash.hive.lifecycle.paths("lea").harness_log  # type: ignore[arg-type]
     with log.open("a") as f:  # append: with the local backend a real harness writes here too
         f.write("marker: turn 1 ok\n")
     page = await open_page(context, live_dash)

@@ -39,7 +39,7 @@ def test_a_restarted_daemon_adopts_running_harnesses_instead_of_starting_more(
 ) -> None:
     daemon = DaemonProcess(tmp_path, HYPERHIVE_HARNESS="true")
     daemon.start()
-    pidfile = tmp_path / "state" / "agents" / "rz7q" / "harness.pid"
+    pidfile = tmp_path / "state" / "host" / "rz7q" / "harness.pid"
     try:
         assert daemon.cli("spawn", "rz7q").returncode == 0
         pid = int(pidfile.read_text())

@@ -249,3 +249,28 @@ def test_parse_reads_back_the_flags() -> None:
     values: dict[str, Any] = conf.parse(conf.rewrite(REAL_MODULE_CONF, BINDS))
     assert values["EXTRA_NSPAWN_FLAGS"].split() == [b.flag() for b in BINDS]
     assert values["PRIVATE_NETWORK"] == "0"
+
+
+async def test_a_swapped_state_dir_is_refused_before_any_conf_write_or_start(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """docs/security.md: a bind source must be a real directory the daemon made."""
+    host = rig.hive.settings.host_socket
+    assert (await call(host, "spawn", name="alice"))["kind"] == "ok"
+    assert (await call(host, "kill", name="alice"))["kind"] == "ok"
+    paths = rig.hive.lifecycle.paths(AgentName("alice"))
+    outside = tmp_path / "host-dir"
+    outside.mkdir()
+    shutil.rmtree(paths.state)
+    paths.state.symlink_to(outside)  # what the manager can do through /agents
+    conf = rig.root / "etc" / "nixos-containers" / "h-alice.conf"
+    before = conf.read_text()
+    rig.reset()
+    for verb in ("start", "rebuild"):
+        reply = await call(host, verb, name="alice")
+        assert reply["kind"] == "err", reply
+        assert "symlink" in reply["message"]
+    assert not [c for c in rig.calls("nixos-container") if c[1] in ("start", "update")]
+    assert conf.read_text() == before
+    assert list(outside.iterdir()) == []
+    assert (await call(host, "list"))["kind"] == "agents"

@@ -115,7 +115,7 @@ async def test_crash_destroy_revive_purge_on_nspawn(nspawn_hive: tuple[Hive, Rou
     host = hive.settings.host_socket
     assert (await call(host, "spawn", name="ns-carol"))["kind"] == "ok"
     paths = hive.lifecycle.paths(AgentName("ns-carol"))
-    log = paths.root / "harness.log"
+    log = paths.harness_log
     await until(lambda: harness_online(log, "ns-carol"), 30, "carol's harness online")
     marker = paths.state / "kept.txt"
     marker.write_text("notes survive a destroy")

@@ -14,7 +14,6 @@ key or the dashboard's. Rotating the secret changes every key: every browser ses
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -22,6 +21,8 @@ import os
 import secrets
 import stat
 from pathlib import Path
+
+from hyperhive import safefs
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +61,10 @@ class OperatorSecret:
 
     def _write(self, secret: bytes) -> bytes:
         """Store `secret` atomically with mode 0600 (a temp file, fsync, rename)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_private(self.path, secret)
+        # The state dir is the daemon's own (no container binds it): its parent is trusted.
+        root = self.path.parent
+        root.mkdir(parents=True, exist_ok=True)
+        safefs.write_atomic(root, self.path, secret, mode=0o600)
         return secret
 
     def rotate(self) -> None:
@@ -84,34 +87,3 @@ class OperatorSecret:
     def is_dashboard_key(self, presented: str) -> bool:
         """Constant-time check of a presented dashboard key."""
         return hmac.compare_digest(presented.encode(), self.dashboard_key().encode())
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically, mode 0600, never following a symlink.
-
-    The temporary file is created with O_EXCL|O_NOFOLLOW in the target's directory (opened
-    with O_NOFOLLOW too), so a hostile directory cannot redirect the write; the rename
-    replaces whatever entry `path` was, symlinks included, without following it.
-    """
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        tmp = f".{path.name}.{secrets.token_hex(6)}.tmp"
-        fd = os.open(
-            tmp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o600,
-            dir_fd=dir_fd,
-        )
-        try:
-            with os.fdopen(fd, "wb") as f:
-                os.fchmod(f.fileno(), 0o600)
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dir_fd)
-            raise
-    finally:
-        os.close(dir_fd)

@@ -11,9 +11,10 @@ import sys
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from hyperhive import safefs
 from hyperhive.approvals.service import Approvals
 from hyperhive.broker.service import Broker
-from hyperhive.credentials import KEY_FILE, OperatorSecret, write_private
+from hyperhive.credentials import KEY_FILE, OperatorSecret
 from hyperhive.dashboard import start_dashboard
 from hyperhive.db.connection import Database
 from hyperhive.db.schema import BROKER_MIGRATIONS
@@ -77,7 +78,13 @@ class Hive:
         paths = AgentPaths.of(self.settings, name)
         kind = SocketKind.MANAGER if role is Role.MANAGER else SocketKind.AGENT
         server = SocketServer(
-            paths.socket, Identity(kind, name), self.dispatcher.handle, self._on_close, 0o660
+            paths.socket,
+            Identity(kind, name),
+            self.dispatcher.handle,
+            self._on_close,
+            0o660,
+            root=self.settings.run_dir,
+            staging=paths.socket_staging,
         )
         await server.start()
         self.sockets[name] = server
@@ -86,8 +93,13 @@ class Hive:
     def _write_page_key(self, name: AgentName, paths: AgentPaths) -> None:
         """Hand `name`'s harness its web UI key, in its own socket directory only."""
         try:
-            write_private(paths.socket_dir / KEY_FILE, self.credentials.page_key(name).encode())
-        except OSError as exc:
+            safefs.write_atomic(
+                self.settings.run_dir,
+                paths.socket_dir / KEY_FILE,
+                self.credentials.page_key(name).encode(),
+                mode=0o600,
+            )
+        except (OSError, safefs.UnsafePath) as exc:
             # The agent works without its page; the operator sees why in the log.
             logger.error("%s: web UI key not written (%s): its page will answer 401", name, exc)
 

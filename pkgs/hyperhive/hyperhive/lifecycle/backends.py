@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-from hyperhive import logtail
+from hyperhive import logtail, safefs
 from hyperhive.errors import HyperhiveError
+from hyperhive.lifecycle.conf import Bind
 from hyperhive.lifecycle.names import MANAGER, agent_port
 from hyperhive.lifecycle.paths import AgentPaths
 from hyperhive.lifecycle.repos import AGENT_NIX, AgentConfig, read_agent_nix
@@ -47,6 +48,9 @@ APPLIED_DIR = "/applied"
 JOURNAL_MAX_LINES = 5000
 # Lines of build output kept in a failed/<id> tag and the approval's note.
 TAIL_LINES = 40
+# Bounds on what an agent's files put into a build error (characters) and an agent.nix read.
+TAIL_CHARS = 4000
+AGENT_NIX_MAX_BYTES = 256 * 1024
 
 
 class BuildFailed(HyperhiveError):
@@ -123,7 +127,9 @@ def harness_environment(
     host paths are used directly (local backend).
     """
     base = os.environ if source is None else source
-    config = read_agent_nix(paths.applied / AGENT_NIX) if paths.name != MANAGER else AgentConfig()
+    config = AgentConfig()
+    if paths.name != MANAGER and safefs.is_regular_file(paths.state_dir, paths.applied / AGENT_NIX):
+        config = read_agent_nix(paths.applied / AGENT_NIX)
     if inside:
         hive, state, home = Path(HIVE_DIR), Path(STATE_DIR), Path("/root")
     else:
@@ -151,7 +157,7 @@ def harness_environment(
     env["HYPERHIVE_CLAUDE_BIN"] = claude_binary(base)
     if not inside:
         env["CLAUDE_CONFIG_DIR"] = str(paths.claude)
-        home.mkdir(parents=True, exist_ok=True)
+        safefs.ensure_dir(paths.state_dir, home)
     return env
 
 
@@ -162,8 +168,28 @@ def harness_argv(python: str, paths: AgentPaths) -> list[str]:
 
 
 def tail_file(path: Path, lines: int) -> list[str]:
-    """The last `lines` (clamped to 1..JOURNAL_MAX_LINES) lines of a log file."""
+    """The last `lines` (clamped to 1..JOURNAL_MAX_LINES) lines of a log file.
+
+    Not following a link, each line without control characters and capped in length.
+    """
     return logtail.tail_file(path, max(1, min(lines, JOURNAL_MAX_LINES)))
+
+
+def verify_binds(paths: AgentPaths, binds: list[Bind]) -> None:
+    """Before a container starts: each bind source under the hive's trees is a real directory.
+
+    Missing ones are created (nspawn refuses a missing source); a symlink, a non-directory
+    or a directory the daemon's uid does not own anywhere below the state or run dir is
+    refused (UnsafePath) and nothing is mounted.
+    """
+    for bind in binds:
+        host = Path(bind.host)
+        try:
+            root = paths.root_of(host)
+        except safefs.UnsafePath:
+            continue  # a host path of the daemon's own choosing, outside any agent tree
+        safefs.ensure_dir(root, host)
+        safefs.verify_dir(root, host)
 
 
 async def build_from_repo(paths: AgentPaths) -> AgentConfig:
@@ -175,24 +201,48 @@ async def build_from_repo(paths: AgentPaths) -> AgentConfig:
     agent_nix = paths.applied / AGENT_NIX
     if paths.name == MANAGER:
         return AgentConfig()
-    if not agent_nix.is_file():
+    # The applied repo is a checkout of the manager's commits: agent.nix may be a symlink
+    # (git stores links), which must not make the daemon read a host file.
+    try:
+        text = safefs.read_bytes(paths.state_dir, agent_nix, AGENT_NIX_MAX_BYTES + 1)
+    except safefs.UnsafePath:
+        raise BuildFailed(
+            f"{paths.name}: {AGENT_NIX} is not a regular file",
+            f"{AGENT_NIX} in the applied repo is a symlink or not a file: commit a plain file",
+        ) from None
+    if text is None:
         raise BuildFailed(
             f"{paths.name}: the applied repo has no {AGENT_NIX}",
             f"{agent_nix} is missing: commit an agent.nix to the proposed repo",
         )
+    if len(text) > AGENT_NIX_MAX_BYTES:
+        raise BuildFailed(
+            f"{paths.name}: {AGENT_NIX} is too large",
+            f"{AGENT_NIX} is over {AGENT_NIX_MAX_BYTES} bytes",
+        )
     checker = shutil.which("nix-instantiate")
     if checker is not None:
+        # The text we read, on stdin (`-`): nix never opens the path itself.
         proc = await asyncio.create_subprocess_exec(
-            checker, "--store", "dummy://", "--parse", str(agent_nix),
-            stdin=asyncio.subprocess.DEVNULL,
+            checker, "--store", "dummy://", "--parse", "-",
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        _, err = await proc.communicate()
+        _, err = await proc.communicate(text)
         if proc.returncode != 0:
-            tail = "\n".join(err.decode(errors="replace").splitlines()[-TAIL_LINES:])
-            raise BuildFailed(f"{paths.name}: {AGENT_NIX} does not parse", tail)
+            raise BuildFailed(f"{paths.name}: {AGENT_NIX} does not parse", build_tail(err))
     return read_agent_nix(agent_nix)
+
+
+def build_tail(output: bytes | str) -> str:
+    """The end of a build's output, fit for an approval note and the manager's event.
+
+    The last TAIL_LINES lines, at most TAIL_CHARS characters, control characters replaced.
+    """
+    text = output.decode(errors="replace") if isinstance(output, bytes) else output
+    tail = "\n".join(text.rstrip().splitlines()[-TAIL_LINES:])
+    return safefs.bounded(tail, TAIL_CHARS)
 
 
 def make_backend(settings: Settings) -> Backend:

@@ -50,16 +50,18 @@ class LocalBackend:
         if not self._settings.harness:
             return
         paths.create()
+        for directory in (paths.socket_dir, paths.claude, paths.state):
+            paths.verify_bind_source(directory)
         env = harness_environment(self._settings, paths, inside=False)
         await self._supervisor.start(
             paths.name,
             harness_argv(sys.executable, paths),
             env,
-            paths.root / "harness.log",
-            paths.root / "harness.pid",
+            paths.harness_log,
+            paths.pidfile("harness"),
             cwd=paths.state,
         )
-        logger.info("%s: harness started (local, pid file %s)", paths.name, paths.root)
+        logger.info("%s: harness started (local, pid file in %s)", paths.name, paths.host)
 
     async def stop(self, paths: AgentPaths) -> None:
         """SIGTERM the harness and wait for it."""
@@ -80,12 +82,13 @@ class LocalBackend:
         """Take over a harness a previous daemon left running."""
         if not self._settings.harness:
             return False
+        paths.forget_legacy_files()
         # The argv is the same for every agent; the pid file is what is per agent.
-        return self._supervisor.adopt(paths.name, paths.root / "harness.pid", "serve")
+        return self._supervisor.adopt(paths.name, paths.pidfile("harness"), "serve")
 
     async def journal(self, paths: AgentPaths, lines: int) -> list[str]:
         """The tail of the harness log file."""
-        return tail_file(paths.root / "harness.log", lines)
+        return tail_file(paths.harness_log, lines)
 
     async def close(self) -> None:
         """Stop every harness."""

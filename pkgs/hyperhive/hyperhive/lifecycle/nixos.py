@@ -19,9 +19,15 @@ import logging
 import shutil
 from pathlib import Path
 
+from hyperhive import safefs
 from hyperhive.errors import Conflict, Unavailable
 from hyperhive.lifecycle import conf
-from hyperhive.lifecycle.backends import JOURNAL_MAX_LINES, TAIL_LINES, BuildFailed
+from hyperhive.lifecycle.backends import (
+    JOURNAL_MAX_LINES,
+    BuildFailed,
+    build_tail,
+    verify_binds,
+)
 from hyperhive.lifecycle.names import MANAGER, container_name
 from hyperhive.lifecycle.nspawn import binds_for
 from hyperhive.lifecycle.paths import AgentPaths
@@ -82,7 +88,8 @@ class NixosBackend:
     async def _must(self, *argv: str) -> str:
         code, out = await self._run(*argv)
         if code != 0:
-            raise Unavailable(f"{' '.join(argv[:3])} failed (exit {code}): {out.strip()[-500:]}")
+            detail = safefs.bounded(out.strip(), 500)
+            raise Unavailable(f"{' '.join(argv[:3])} failed (exit {code}): {detail}")
         return out
 
     def conf_path(self, paths: AgentPaths) -> Path:
@@ -106,15 +113,16 @@ class NixosBackend:
         # nixos-container builds a flake with `nix build -o <system-path>.tmp`, and with
         # no --system-path that is `.tmp` in the working directory: give it a scratch one.
         scratch = self._settings.state_dir / "build" / c
-        scratch.mkdir(parents=True, exist_ok=True)
+        safefs.ensure_dir(self._settings.state_dir, scratch)
         if verb == "update":
             # Rewrite first: a manual rebuild must repair a hand-edited conf even when
             # the build then fails.
             await self.write_conf(paths)
         code, out = await self._run(self.binary, verb, c, *self.flake_args(paths), cwd=scratch)
         if code != 0:
-            tail = "\n".join(out.rstrip().splitlines()[-TAIL_LINES:])
-            raise BuildFailed(f"building {c} failed (nixos-container {verb}, exit {code})", tail)
+            raise BuildFailed(
+                f"building {c} failed (nixos-container {verb}, exit {code})", build_tail(out)
+            )
         await self.write_conf(paths)
         return self._built_config(c)
 
@@ -128,14 +136,23 @@ class NixosBackend:
             return AgentConfig()
 
     async def write_conf(self, paths: AgentPaths) -> None:
-        """Rewrite the conf file's EXTRA_NSPAWN_FLAGS and network lines; the drop-in."""
+        """Rewrite the conf file's EXTRA_NSPAWN_FLAGS and network lines; the drop-in.
+
+        The bind sources are checked first (real directories the daemon made, no link on
+        the way): a conf never names a swapped state/ or claude/. The conf is replaced
+        atomically without following a link.
+        """
         path = self.conf_path(paths)
-        text = path.read_text() if path.exists() else ""
-        new = conf.rewrite(text, binds_for(self._settings, paths))
+        binds = binds_for(self._settings, paths)
+        verify_binds(paths, binds)
+        try:
+            raw = safefs.read_bytes(path.parent, path, 1024 * 1024)
+        except FileNotFoundError:
+            raw = None
+        text = raw.decode(errors="replace") if raw is not None else ""
+        new = conf.rewrite(text, binds)
         if new != text:
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(new)
-            tmp.replace(path)
+            safefs.write_atomic(path.parent, path, new.encode(), 0o644)
         await self._write_dropin(paths)
 
     def dropin_path(self, paths: AgentPaths) -> Path:
@@ -146,18 +163,24 @@ class NixosBackend:
     async def _write_dropin(self, paths: AgentPaths) -> None:
         body = conf.dropin(self._settings.agent_memory_max, self._settings.agent_cpu_quota)
         target = self.dropin_path(paths)
-        current = target.read_text() if target.exists() else None
+        try:
+            raw = safefs.read_bytes(target.parent, target, 64 * 1024)
+        except FileNotFoundError:
+            raw = None
+        current = raw.decode(errors="replace") if raw is not None else None
         if body == current:
             return
         if body is None:
-            target.unlink(missing_ok=True)
+            safefs.unlink(target.parent, target)
         else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(body)
+            self.dropin_dir.mkdir(parents=True, exist_ok=True)  # host-only
+            safefs.ensure_dir(self.dropin_dir, target.parent)
+            safefs.write_atomic(target.parent, target, body.encode(), 0o644)
         await self._must(self.systemctl, "daemon-reload")
 
     async def start(self, paths: AgentPaths) -> None:
-        """nixos-container start."""
+        """nixos-container start, once the bind sources are checked (see write_conf)."""
+        verify_binds(paths, binds_for(self._settings, paths))
         await self._must(self.binary, "start", container_name(paths.name))
 
     async def stop(self, paths: AgentPaths) -> None:
@@ -197,7 +220,7 @@ class NixosBackend:
         code, out = await self._run(
             self.journalctl, "-M", container_name(paths.name), "-n", str(lines), "--no-pager"
         )
-        return out.splitlines()[-lines:]
+        return [safefs.bounded(line, 2000) for line in out.splitlines()[-lines:]]
 
     async def close(self) -> None:
         """Containers outlive the daemon (RuntimeDirectoryPreserve keeps their sockets)."""

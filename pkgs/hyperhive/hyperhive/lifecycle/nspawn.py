@@ -31,6 +31,7 @@ from hyperhive.lifecycle.backends import (
     harness_argv,
     harness_environment,
     tail_file,
+    verify_binds,
 )
 from hyperhive.lifecycle.conf import Bind
 from hyperhive.lifecycle.names import MANAGER, container_name
@@ -162,14 +163,13 @@ class NspawnBackend:
     async def start(self, paths: AgentPaths) -> None:
         """Start the container with the harness as its PID 1."""
         paths.create()
-        for bind in binds_for(self._settings, paths):
-            Path(bind.host).mkdir(parents=True, exist_ok=True)  # nspawn refuses a missing one
+        verify_binds(paths, binds_for(self._settings, paths))
         env = self.environment(paths)
         argv = self.argv(paths, env)
         # nspawn itself runs with exactly the harness environment (plus what it needs).
         own_env = {**env, "SYSTEMD_LOG_LEVEL": os.environ.get("SYSTEMD_LOG_LEVEL", "notice")}
         await self._supervisor.start(
-            paths.name, argv, own_env, paths.root / "harness.log", paths.root / "nspawn.pid"
+            paths.name, argv, own_env, paths.harness_log, paths.pidfile("nspawn")
         )
         logger.info("%s: container %s started", paths.name, container_name(paths.name))
 
@@ -187,8 +187,9 @@ class NspawnBackend:
 
     async def adopt(self, paths: AgentPaths) -> bool:
         """Take over a container a previous daemon left running."""
+        paths.forget_legacy_files()
         return self._supervisor.adopt(
-            paths.name, paths.root / "nspawn.pid", f"--machine={container_name(paths.name)}"
+            paths.name, paths.pidfile("nspawn"), f"--machine={container_name(paths.name)}"
         )
 
     def leader(self, paths: AgentPaths) -> int | None:
@@ -203,7 +204,7 @@ class NspawnBackend:
 
     async def journal(self, paths: AgentPaths, lines: int) -> list[str]:
         """The tail of the container's output (the harness log)."""
-        return tail_file(paths.root / "harness.log", lines)
+        return tail_file(paths.harness_log, lines)
 
     async def close(self) -> None:
         """Stop every container."""

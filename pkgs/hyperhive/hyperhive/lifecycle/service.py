@@ -19,6 +19,7 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable
 
+from hyperhive import safefs
 from hyperhive.broker.service import Broker
 from hyperhive.db.connection import Database
 from hyperhive.errors import Conflict, Forbidden, NotFound
@@ -156,7 +157,8 @@ class Lifecycle:
         """Whether the agent has claude credentials (or an API key is passed through)."""
         if os.environ.get("ANTHROPIC_API_KEY"):
             return True
-        return (self.paths(AgentName(name)).claude / ".credentials.json").is_file()
+        credentials = self.paths(AgentName(name)).claude / ".credentials.json"
+        return safefs.is_regular_file(self._settings.state_dir, credentials)
 
     # -- startup -----------------------------------------------------------------------------
 
@@ -449,7 +451,7 @@ class Lifecycle:
         if record.live or await self.backend.is_running(paths):
             raise Conflict(f"agent {name!r} is live; destroy it before purging")
         async with self._lock(name):
-            for tree in (paths.root, paths.applied, paths.socket_dir):
+            for tree in (paths.root, paths.applied, paths.socket_dir, paths.host):
                 shutil.rmtree(tree, ignore_errors=True)
             await self._registry.forget(name)
         logger.info("purged %s", name)

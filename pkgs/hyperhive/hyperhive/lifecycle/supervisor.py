@@ -1,8 +1,11 @@
 """Child processes the daemon supervises itself (local harnesses, nspawn containers).
 
-Each process has a pidfile in the agent's root, so a restarted daemon finds what its
-predecessor left running (it was killed, or the operator restarted it) and adopts it
-instead of starting a second copy.
+Each process has a pidfile in the daemon's own per-agent directory (``AgentPaths.host``,
+never in a tree a container can write), so a restarted daemon finds what its predecessor
+left running (it was killed, or the operator restarted it) and adopts it instead of
+starting a second copy. Pidfile and log are opened without following links (`safefs`),
+and a pid is adopted only if it names a live process of ours in the daemon's own pid
+namespace.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from hyperhive import safefs
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +43,14 @@ def _cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def _same_pid_namespace(pid: int) -> bool:
+    # A process inside a container (its own pid namespace) can forge any argv.
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid") == os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return False
+
+
 def children_of(pid: int) -> list[int]:
     """Direct children of `pid` (from /proc)."""
     found: list[int] = []
@@ -46,6 +59,11 @@ def children_of(pid: int) -> list[int]:
             with contextlib.suppress(OSError):
                 found += [int(c) for c in (task / "children").read_text().split()]
     return found
+
+
+def _forget(pidfile: Path) -> None:
+    with contextlib.suppress(OSError, safefs.UnsafePath):
+        safefs.unlink(pidfile.parent, pidfile)
 
 
 @dataclass
@@ -85,15 +103,17 @@ class Supervisor:
         if key in self._procs and self._procs[key].running():
             return True
         try:
-            pid = int(pidfile.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
+            raw = safefs.read_bytes(pidfile.parent, pidfile, 64)
+            pid = int((raw or b"").split()[0])
+        except (OSError, ValueError, IndexError, safefs.UnsafePath):
             return False
         argv = _cmdline(pid)
-        if _alive(pid) and any(self._marker in a for a in argv) and any(match in a for a in argv):
+        ours = any(self._marker in a for a in argv) and any(match in a for a in argv)
+        if pid > 1 and _alive(pid) and ours and _same_pid_namespace(pid):
             self._procs[key] = Supervised(pid, pidfile)
             logger.info("adopted %s (pid %d) from a previous daemon", key, pid)
             return True
-        pidfile.unlink(missing_ok=True)
+        _forget(pidfile)
         return False
 
     async def start(
@@ -105,12 +125,15 @@ class Supervisor:
         pidfile: Path,
         cwd: Path | None = None,
     ) -> Supervised:
-        """Start `argv` (unless it runs already) with output appended to `log`."""
+        """Start `argv` (unless it runs already) with output appended to `log`.
+
+        `log` and `pidfile` must be in a directory only the daemon can write (it is
+        trusted; the files themselves are opened with O_NOFOLLOW all the same).
+        """
         current = self._procs.get(key)
         if current is not None and current.running():
             return current
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
+        with os.fdopen(safefs.open_append(log.parent, log), "ab") as out:
             out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {key}\n".encode())
             out.flush()
             # Own session: a stop can signal the whole group (claude and its MCP server).
@@ -123,7 +146,7 @@ class Supervisor:
                 cwd=str(cwd) if cwd else None,
                 start_new_session=True,
             )
-        pidfile.write_text(f"{proc.pid}\n")
+        safefs.write_atomic(pidfile.parent, pidfile, f"{proc.pid}\n".encode(), 0o600)
         supervised = Supervised(proc.pid, pidfile, proc)
         self._procs[key] = supervised
         return supervised
@@ -144,7 +167,7 @@ class Supervisor:
             return
         if current.running():
             await self._terminate(current)
-        current.pidfile.unlink(missing_ok=True)
+        _forget(current.pidfile)
 
     async def _terminate(self, current: Supervised) -> None:
         pid = current.pid

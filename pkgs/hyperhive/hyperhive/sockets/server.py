@@ -10,11 +10,15 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
+import socket
+import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from hyperhive import safefs
 from hyperhive.errors import HyperhiveError
 from hyperhive.sockets.protocol import MAX_LINE, TOO_LONG, TooLong, parse_request, read_line
 from hyperhive.wire.requests import (
@@ -68,28 +72,76 @@ class SocketServer:
     """Serve one socket: read lines, check the command is allowed here, dispatch."""
 
     def __init__(
-        self, path: Path, identity: Identity, handler: Handler, on_close: CloseHook, mode: int
+        self,
+        path: Path,
+        identity: Identity,
+        handler: Handler,
+        on_close: CloseHook,
+        mode: int,
+        *,
+        root: Path | None = None,
+        staging: Path | None = None,
     ) -> None:
+        """`root`: a trusted directory `path` lies under (default: its parent), walked
+        down without following links; `staging`: a daemon-only directory on the same file
+        system where the socket is bound and chmodded before it is renamed into place
+        (default: `path`'s parent, right only when no container can write that).
+        """
         self.path = path
         self.identity = identity
         self._handler = handler
         self._on_close = on_close
         self._mode = mode
+        self._root = root or path.parent
+        self._staging = staging or path.parent
+        self._own_staging = staging is not None
+        self._inode: int | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Bind (replacing a stale socket file) and listen."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        self._server = await asyncio.start_unix_server(
-            self._serve, path=str(self.path), limit=MAX_LINE + 1, backlog=1024
-        )
-        os.chmod(self.path, self._mode)
+        """Bind, set the mode, listen, then rename the socket into place.
+
+        The socket's directory may be writable by the agent (it is its /run/hive): the
+        socket is bound and chmodded in the daemon-only staging directory and renamed
+        over whatever is at `path` (a stale socket, or a symlink an agent put there: the
+        rename replaces the link, never its target). Nothing is chmodded by path where
+        an agent can write.
+        """
+        safefs.ensure_dir(self._root, self.path.parent)
+        if self._own_staging:
+            safefs.ensure_dir(self._staging.parent, self._staging, mode=0o700)
+        name = f".{secrets.token_hex(8)}.sock"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with contextlib.ExitStack() as stack:
+            src = stack.enter_context(safefs.opened_dir(self._staging, self._staging))
+            # Bound through the directory's descriptor: short, and no path lookup to race.
+            temp = f"/proc/self/fd/{src}/{name}"
+            try:
+                sock.bind(temp)
+                os.chmod(temp, self._mode)  # in the daemon-only staging dir
+                self._inode = os.stat(name, dir_fd=src, follow_symlinks=False).st_ino
+                self._server = await asyncio.start_unix_server(
+                    self._serve, sock=sock, limit=MAX_LINE + 1, backlog=1024
+                )
+                dst = stack.enter_context(safefs.opened_dir(self._root, self.path.parent))
+                os.rename(name, self.path.name, src_dir_fd=src, dst_dir_fd=dst)
+                placed = os.stat(self.path.name, dir_fd=dst, follow_symlinks=False)
+            except BaseException:
+                if self._server is not None:
+                    self._server.close()
+                    self._server = None
+                else:
+                    sock.close()
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=src)
+                raise
+        if placed.st_ino != self._inode or stat.S_IMODE(placed.st_mode) != self._mode:
+            # The agent replaced its own socket at once: its loss, nothing else changed.
+            logger.warning("%s was replaced right after it was created", self.path)
 
     async def stop(self) -> None:
-        """Stop listening, end open connections, remove the socket file."""
+        """Stop listening, end open connections, remove the socket file if still ours."""
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -97,8 +149,13 @@ class SocketServer:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        with (
+            contextlib.suppress(OSError, safefs.UnsafePath),
+            safefs.opened_dir(self._root, self.path.parent) as dst,
+        ):
+            found = os.stat(self.path.name, dir_fd=dst, follow_symlinks=False)
+            if found.st_ino == self._inode and stat.S_ISSOCK(found.st_mode):
+                os.unlink(self.path.name, dir_fd=dst)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
