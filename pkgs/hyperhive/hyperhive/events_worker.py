@@ -1,0 +1,111 @@
+"""Trim one agent's events db, confined to its state directory (docs/security.md).
+
+Run by the daemon's retention sweep as ``python -m hyperhive.events_worker FD ...`` with
+FD an open descriptor of the agent's state directory. The file is the agent's: it may be
+a symlink, a FIFO, or a database with triggers or views that run on our DELETE. So:
+
+- the worker changes into FD and chroots there (when it is root), so no path it opens,
+  the db or sqlite's ``-wal``/``-shm``/``-journal`` next to it, can leave the directory;
+- the db and those side files must be regular files (lstat, never followed), else it is
+  skipped;
+- ``trusted_schema`` is off and a db with any trigger or view is skipped, with the reason;
+- a progress handler aborts any statement after the time budget, and the daemon kills
+  the worker if it is still alive a little later (a FIFO swapped in after the checks).
+
+Only the standard library is imported: the worker must not import anything after chroot.
+It prints one JSON object: ``{"deleted": n}`` or ``{"skipped": reason}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import sys
+import time
+
+EVENTS_DB = "hyperhive-events.sqlite"
+SIDE_FILES = ("-wal", "-shm", "-journal")
+# Progress handler granularity: sqlite VM instructions between deadline checks.
+PROGRESS_STEPS = 10_000
+
+
+class Refused(Exception):
+    """The file is not one we sweep; the message says why."""
+
+
+def check_regular(name: str) -> bool:
+    """Whether `name` is a regular file (not followed); Refused for anything else."""
+    try:
+        st = os.lstat(name)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+        raise Refused(f"{name} is {kind}")
+    return True
+
+
+def trim(keep_days: int, keep_rows: int, now: float, budget: float) -> int:
+    """Delete old events in ./hyperhive-events.sqlite within `budget` seconds."""
+    if not check_regular(EVENTS_DB):
+        return 0
+    for suffix in SIDE_FILES:
+        check_regular(EVENTS_DB + suffix)
+    deadline = time.monotonic() + budget
+    conn = sqlite3.connect(EVENTS_DB, timeout=min(5.0, budget), isolation_level=None)
+    try:
+        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), PROGRESS_STEPS)
+        conn.execute("PRAGMA trusted_schema=OFF")
+        conn.execute("PRAGMA cell_size_check=ON")
+        code = conn.execute(
+            "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view') LIMIT 1"
+        ).fetchone()
+        if code is not None:
+            shown = str(code[1])[:40]
+            raise Refused(f"it has a {code[0]} ({shown!r}); the sweep runs no agent code")
+        conn.execute("BEGIN IMMEDIATE")
+        cutoff = now - keep_days * 86400
+        deleted = conn.execute("DELETE FROM events WHERE ts < ?", (cutoff,)).rowcount
+        deleted += conn.execute(
+            "DELETE FROM events WHERE id NOT IN"
+            " (SELECT id FROM events ORDER BY id DESC LIMIT ?)",
+            (keep_rows,),
+        ).rowcount
+        conn.execute("COMMIT")
+        return deleted
+    except sqlite3.OperationalError as exc:
+        if time.monotonic() > deadline:
+            raise Refused(f"it took longer than {budget:g} s") from exc
+        raise
+    finally:
+        conn.close()
+
+
+def confine(fd: int) -> None:
+    """Make the directory `fd` our working directory and, as root, our root."""
+    os.fchdir(fd)
+    os.close(fd)
+    if os.geteuid() == 0:
+        os.chroot(".")
+        os.chdir("/")
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: FD KEEP_DAYS KEEP_ROWS NOW BUDGET."""
+    fd, keep_days, keep_rows = int(argv[0]), int(argv[1]), int(argv[2])
+    now, budget = float(argv[3]), float(argv[4])
+    confine(fd)
+    try:
+        result: dict[str, object] = {"deleted": trim(keep_days, keep_rows, now, budget)}
+    except Refused as exc:
+        result = {"skipped": str(exc)}
+    except sqlite3.Error as exc:
+        result = {"skipped": f"sqlite: {str(exc)[:200]}"}
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
