@@ -36,13 +36,19 @@ class Bind:
     container: str
     read_only: bool = False
 
-    def flag(self) -> str:
-        """The systemd-nspawn flag (``--bind=host:container`` or ``--bind-ro=...``)."""
+    def flag(self, *, idmap: bool = False) -> str:
+        """The systemd-nspawn flag (``--bind=host:container`` or ``--bind-ro=...``).
+
+        `idmap`: an idmapped mount (``:idmap``, systemd >= 250): in a user-namespaced
+        container the container's root sees the host's root-owned files as its own and
+        the files it creates are owned by host root (docs/security.md, "User namespaces").
+        """
         for path in (self.host, self.container):
             # The start script splits EXTRA_NSPAWN_FLAGS on whitespace; nspawn splits on ':'.
             if not path.startswith("/") or re.search(r"[\s:\"'$`\\]", path):
                 raise ValueError(f"bind path {path!r} cannot go into EXTRA_NSPAWN_FLAGS")
-        return f"--bind{'-ro' if self.read_only else ''}={self.host}:{self.container}"
+        options = ":idmap" if idmap else ""
+        return f"--bind{'-ro' if self.read_only else ''}={self.host}:{self.container}{options}"
 
 
 def extra_nspawn_flags(binds: Sequence[Bind]) -> str:
