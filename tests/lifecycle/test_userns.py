@@ -7,7 +7,6 @@ the API stand-in, notes in /state owned by host root, its events file swept by t
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 from hivetest import call
 from hyperhive.daemon import Hive
 from hyperhive.lifecycle.names import AgentName
-from hyperhive.lifecycle.nspawn import NspawnBackend
+from hyperhive.lifecycle.nspawn import NspawnBackend, binds_for, container_root
 from hyperhive.retention import events_vacuum
 from lifecycle.support import Router, until
 from lifecycle.test_nspawn import nspawn_hive  # noqa: F401 - the fixture
@@ -92,4 +91,12 @@ async def test_container_root_is_an_unprivileged_host_uid_and_the_agents_work_st
     old = conn.execute("SELECT count(*) FROM events WHERE ts < ?", (time.time() - 86400,))
     assert old.fetchone() == (0,)
     conn.close()
-    assert os.path.exists(paths.socket)
+
+    # the small root is the daemon's, outside every bound tree, and goes with the container
+    root = container_root(hive.settings, paths.name)
+    assert root.is_dir()
+    assert root.stat().st_uid == 0
+    assert not any(root.is_relative_to(b.host) for b in binds_for(hive.settings, paths))
+    assert (await call(host, "destroy", name="ns-uid"))["kind"] == "ok"
+    assert not root.exists()
+    assert notes.read_text() == "notes of ns-uid\n"

@@ -49,6 +49,9 @@ async def vacuum_agent(settings: Settings, state_fd: int, now: float) -> dict[st
         str(state_fd), str(settings.events_keep_days), str(settings.events_keep_rows),
         repr(now), repr(budget),
         pass_fds=(state_fd,),
+        # The daemon's own import path: a wrapped install (Nix) puts hyperhive on
+        # sys.path from its entry script, which the bare interpreter would not know.
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -251,8 +251,9 @@ class NspawnBackend:
         await self._supervisor.stop(paths.name)
 
     async def remove(self, paths: AgentPaths) -> None:
-        """A volatile container leaves nothing behind once stopped."""
+        """Stop it; its small root goes too (read-only to it: nothing of its own is lost)."""
         await self.stop(paths)
+        shutil.rmtree(container_root(self._settings, paths.name), ignore_errors=True)
 
     async def is_running(self, paths: AgentPaths) -> bool:
         """Whether the nspawn process runs."""
