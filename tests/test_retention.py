@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from hivetest import DaemonProcess, call, make_settings, running_hive
+from hyperhive import events_worker
 from hyperhive.retention import events_vacuum
 
 
@@ -200,3 +201,16 @@ async def test_the_sweep_follows_no_symlink_and_opens_no_fifo(tmp_path: Path) ->
     assert outside.read_bytes() == before
     assert victim.read_text() == "host data\n"
     assert deleted == 1
+
+
+def test_the_worker_stops_a_trim_that_outlives_its_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = time.time()
+    db = tmp_path / "hyperhive-events.sqlite"
+    make_events_db(db, [now - 8 * 86400] * 50_000)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(events_worker.Refused, match="took longer than"):
+        events_worker.trim(7, 2000, now, budget=0.0)
+    assert len(ids(db)) == 50_000  # rolled back, nothing half-deleted
+    assert events_worker.trim(7, 2000, now, budget=30) == 50_000
