@@ -8,15 +8,25 @@ the API stand-in, notes in /state owned by host root, its events file swept by t
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
-from hivetest import call
+from hivetest import call, make_settings
 from hyperhive.daemon import Hive
-from hyperhive.lifecycle.names import AgentName
-from hyperhive.lifecycle.nspawn import NspawnBackend, binds_for, container_root
+from hyperhive.lifecycle.names import MANAGER, AgentName
+from hyperhive.lifecycle.nspawn import (
+    NspawnBackend,
+    binds_for,
+    container_root,
+    nspawn_argv,
+    prepare_root,
+    read_only_paths,
+)
+from hyperhive.lifecycle.paths import AgentPaths
 from hyperhive.retention import events_vacuum
-from lifecycle.support import Router, until
+from hyperhive.settings import BackendKind
+from lifecycle.support import Router, require_nspawn, until
 from lifecycle.test_nspawn import nspawn_hive  # noqa: F401 - the fixture
 from standin.api import Text, ToolCall
 
@@ -100,3 +110,54 @@ async def test_container_root_is_an_unprivileged_host_uid_and_the_agents_work_st
     assert (await call(host, "destroy", name="ns-uid"))["kind"] == "ok"
     assert not root.exists()
     assert notes.read_text() == "notes of ns-uid\n"
+
+
+def test_every_writable_bind_of_the_manager_works_through_the_user_namespace(
+    tmp_path: Path,
+) -> None:
+    """The manager's layout in a real container: its root writes every writable bind,
+    git commits in a repo the host's root made, and the host sees host-root files."""
+    require_nspawn()
+    settings = make_settings(tmp_path, backend=BackendKind.NSPAWN)
+    paths = AgentPaths.of(settings, MANAGER)
+    paths.create()
+    binds = binds_for(settings, paths)
+    for bind in binds:
+        Path(bind.host).mkdir(parents=True, exist_ok=True)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@h"]
+    repo = paths.state / "repo"
+    subprocess.run([*git, "init", "-q", str(repo)], check=True)
+    (repo / "agent.nix").write_text("{ }\n")
+    subprocess.run([*git, "-C", str(repo), "add", "agent.nix"], check=True)
+    subprocess.run([*git, "-C", str(repo), "commit", "-qm", "host"], check=True)
+    writable = [b.container for b in binds if not b.read_only]
+    script = (
+        f"for d in {' '.join(writable)}; do echo x > $d/written-inside || exit 3; done;"
+        " cd /state/repo && echo '# edited' >> agent.nix"
+        " && git -c user.name=m -c user.email=m@h commit -qam inside"
+        " && id -u && cat /proc/self/uid_map"
+    )
+    ro = read_only_paths("")
+    root = prepare_root(container_root(settings, paths.name), binds, ro)
+    argv = nspawn_argv("systemd-nspawn", settings, paths, [], ro, root=root, register=False)
+    argv = [*argv[: argv.index("--")], "--", "/bin/sh", "-c", script]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    inside_uid, uid_map = done.stdout.split("\n")[:2]
+    assert inside_uid == "0"
+    assert int(uid_map.split()[1]) != 0
+    for bind in binds:
+        if not bind.read_only:
+            written = Path(bind.host) / "written-inside"
+            assert written.read_text() == "x\n"
+            assert written.stat().st_uid == 0
+    log = subprocess.run(
+        ["git", "-C", str(repo), "log", "--format=%s"], capture_output=True, text=True, check=True
+    )
+    assert log.stdout.split() == ["inside", "host"]
+    assert (repo / "agent.nix").stat().st_uid == 0
+    status = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True
+    )
+    assert status.returncode == 0, status.stderr
+    assert status.stdout == ""
