@@ -97,6 +97,15 @@ def read_only_paths(claude_bin: str) -> list[Path]:
     return sorted(roots)
 
 
+def container_python() -> str:
+    """This interpreter as the container sees it: under the resolved prefix, which is what
+    read_only_paths binds (a venv reached through a symlink is bound at its target)."""
+    exe, prefix = Path(sys.executable), Path(sys.prefix)
+    if not exe.is_relative_to(prefix):
+        return str(exe)
+    return str(prefix.resolve() / exe.relative_to(prefix))
+
+
 def container_root(settings: Settings, name: str) -> Path:
     """The small root directory of `name`'s container (daemon-owned, never bound)."""
     return settings.state_dir / "roots" / name
@@ -192,7 +201,7 @@ def nspawn_argv(
     argv += [b.flag(idmap=True) for b in binds_for(settings, paths)]
     argv += [Bind(str(p), str(p), read_only=True).flag() for p in ro_paths]
     argv += [f"--setenv={name}" for name in sorted(env_names)]
-    argv += ["--", *harness_argv(sys.executable, paths)]
+    argv += ["--", *harness_argv(container_python(), paths)]
     return argv
 
 
