@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from hivetest import DaemonProcess, call, make_settings, running_hive
-from hyperhive import events_worker
+from hyperhive import events_worker, retention
 from hyperhive.retention import events_vacuum
 
 
@@ -214,3 +214,55 @@ def test_the_worker_stops_a_trim_that_outlives_its_budget(
         events_worker.trim(7, 2000, now, budget=0.0)
     assert len(ids(db)) == 50_000  # rolled back, nothing half-deleted
     assert events_worker.trim(7, 2000, now, budget=30) == 50_000
+
+
+def worker_children() -> list[int]:
+    """Pids of events workers that are children of this test process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"hyperhive.events_worker" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+async def test_a_worker_that_outlives_its_budget_is_killed_and_the_sweep_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(retention, "KILL_GRACE_SECONDS", 0.0)
+    # far less than the interpreter needs to start: every worker outlives it
+    settings = make_settings(tmp_path, events_vacuum_seconds=0.001)
+    now = time.time()
+    make_events_db(settings.state_dir / "agents/bob/state/hyperhive-events.sqlite", [now])
+    assert await asyncio.wait_for(events_vacuum(settings), 30) == 0
+    assert any("outlived" in r.getMessage() for r in caplog.records)
+    assert worker_children() == []
+
+
+async def test_a_shutdown_kills_the_running_worker_at_once(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, events_vacuum_seconds=600)
+    now = time.time()
+    db = settings.state_dir / "agents/bob/state/hyperhive-events.sqlite"
+    make_events_db(db, [now - 8 * 86400, now])
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # the worker waits on the lock (busy timeout)
+    try:
+        sweep = asyncio.create_task(events_vacuum(settings))
+        deadline = time.monotonic() + 30
+        while not worker_children():
+            assert time.monotonic() < deadline, "no worker started"
+            await asyncio.sleep(0.01)
+        sweep.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(sweep, 5)
+        assert worker_children() == []
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert ids(db) == [1, 2]
