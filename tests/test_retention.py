@@ -266,3 +266,19 @@ async def test_a_shutdown_kills_the_running_worker_at_once(tmp_path: Path) -> No
         holder.execute("ROLLBACK")
         holder.close()
     assert ids(db) == [1, 2]
+
+
+async def test_the_worker_trims_without_any_capability(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the worker confines itself only when the daemon is root")
+    settings = make_settings(tmp_path)
+    now = time.time()
+    db = settings.state_dir / "agents/bob/state/hyperhive-events.sqlite"
+    make_events_db(db, [now - 8 * 86400, now])
+    fd = os.open(db.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        result = await retention.vacuum_agent(settings, fd, now)
+    finally:
+        os.close(fd)
+    assert result == {"cap_eff": "0000000000000000", "deleted": 1}
+    assert ids(db) == [2]

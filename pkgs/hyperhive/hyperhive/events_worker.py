@@ -6,6 +6,9 @@ a symlink, a FIFO, or a database with triggers or views that run on our DELETE. 
 
 - the worker changes into FD and chroots there (when it is root), so no path it opens,
   the db or sqlite's ``-wal``/``-shm``/``-journal`` next to it, can leave the directory;
+  then it drops every capability (bounding set included) and sets no_new_privs: uid 0
+  still owns the (root-owned) events files, but cannot chroot out, mount, ptrace the
+  daemon or override file permissions;
 - the db and those side files must be regular files (lstat, never followed), else it is
   skipped;
 - ``trusted_schema`` is off and a db with any trigger or view is skipped, with the reason;
@@ -18,6 +21,7 @@ It prints one JSON object: ``{"deleted": n}`` or ``{"skipped": reason}``.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import sqlite3
@@ -83,26 +87,68 @@ def trim(keep_days: int, keep_rows: int, now: float, budget: float) -> int:
         conn.close()
 
 
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+CAP_LAST_POSSIBLE = 63
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = (
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    )
+
+
+def drop_capabilities() -> None:
+    """Drop every capability of this process for good (bounding set, then the sets)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in range(CAP_LAST_POSSIBLE + 1):
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL past the kernel's last: fine
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()  # all zero
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
 def confine(fd: int) -> None:
-    """Make the directory `fd` our working directory and, as root, our root."""
+    """Make the directory `fd` our working directory and, as root, our root; then drop
+    every capability."""
     os.fchdir(fd)
     os.close(fd)
     if os.geteuid() == 0:
         os.chroot(".")
         os.chdir("/")
+        drop_capabilities()
+
+
+def effective_capabilities(status_fd: int) -> str:
+    """CapEff of this process, read through a /proc/self/status fd opened before chroot."""
+    text = os.pread(status_fd, 8192, 0).decode(errors="replace")
+    return next((line.split()[1] for line in text.splitlines() if line.startswith("CapEff:")), "")
 
 
 def main(argv: list[str]) -> int:
     """Entry point: FD KEEP_DAYS KEEP_ROWS NOW BUDGET."""
     fd, keep_days, keep_rows = int(argv[0]), int(argv[1]), int(argv[2])
     now, budget = float(argv[3]), float(argv[4])
+    status_fd = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
     confine(fd)
+    result: dict[str, object] = {"cap_eff": effective_capabilities(status_fd)}
+    os.close(status_fd)
     try:
-        result: dict[str, object] = {"deleted": trim(keep_days, keep_rows, now, budget)}
+        result["deleted"] = trim(keep_days, keep_rows, now, budget)
     except Refused as exc:
-        result = {"skipped": str(exc)}
+        result["skipped"] = str(exc)
     except sqlite3.Error as exc:
-        result = {"skipped": f"sqlite: {str(exc)[:200]}"}
+        result["skipped"] = f"sqlite: {str(exc)[:200]}"
     print(json.dumps(result), flush=True)
     return 0
 
