@@ -63,13 +63,15 @@ def trim(keep_days: int, keep_rows: int, now: float, budget: float) -> int:
         conn.set_progress_handler(lambda: int(time.monotonic() > deadline), PROGRESS_STEPS)
         conn.execute("PRAGMA trusted_schema=OFF")
         conn.execute("PRAGMA cell_size_check=ON")
+        # Checked inside the write transaction: no other writer can add a trigger between
+        # the check and the DELETEs.
+        conn.execute("BEGIN IMMEDIATE")
         code = conn.execute(
             "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view') LIMIT 1"
         ).fetchone()
         if code is not None:
             shown = str(code[1])[:40]
             raise Refused(f"it has a {code[0]} ({shown!r}); the sweep runs no agent code")
-        conn.execute("BEGIN IMMEDIATE")
         cutoff = now - keep_days * 86400
         deleted = conn.execute("DELETE FROM events WHERE ts < ?", (cutoff,)).rowcount
         deleted += conn.execute(
@@ -148,7 +150,7 @@ def main(argv: list[str]) -> int:
     except Refused as exc:
         result["skipped"] = str(exc)
     except sqlite3.Error as exc:
-        result["skipped"] = f"sqlite: {str(exc)[:200]}"
+        result["skipped"] = f"sqlite: {str(exc)[:200]!r}"  # may quote the agent's schema
     print(json.dumps(result), flush=True)
     return 0
 

@@ -70,7 +70,7 @@ async def vacuum_agent(settings: Settings, state_fd: int, now: float) -> dict[st
         result = json.loads(out.decode(errors="replace").strip().splitlines()[-1])
     except (ValueError, IndexError):
         tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        return {"skipped": f"the worker failed (exit {proc.returncode}): {tail[0][:200]}"}
+        return {"skipped": f"the worker failed (exit {proc.returncode}): {tail[0][:200]!r}"}
     return result if isinstance(result, dict) else {"skipped": "the worker said nothing"}
 
 
