@@ -140,7 +140,7 @@ def prepare_root(root: Path, binds: Iterable[Bind], ro_paths: Iterable[Path]) ->
     for source, target in wanted:
         if not _mount_point_needed(target) or Path(target) == Path("/usr"):
             continue
-        point = root / target.lstrip("/")
+        point = root / os.path.normpath(target).lstrip("/")  # no ".." out of the root
         if Path(source).is_dir():
             point.mkdir(parents=True, exist_ok=True)
         else:
