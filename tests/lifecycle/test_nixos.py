@@ -153,6 +153,22 @@ async def test_conf_after_create_is_rewritten_for_the_host_network_and_binds(rig
     ]
 
 
+async def test_a_restart_puts_a_conf_without_the_user_namespace_back_in_one(rig: Rig) -> None:
+    hive = rig.hive
+    host = hive.settings.host_socket
+    assert (await call(host, "spawn", name="alice"))["kind"] == "ok"
+    path = rig.root / "etc" / "nixos-containers" / "h-alice.conf"
+    # a conf from before the upgrade (or edited by hand): no user namespace, plain binds
+    old = path.read_text().replace("PRIVATE_USERS=pick\n", "PRIVATE_USERS=no\n")
+    path.write_text(old.replace(":idmap", ""))
+    rig.reset()
+    assert (await call(host, "restart", name="alice"))["kind"] == "ok", rig.calls()
+    assert ["nixos-container", "start", "h-alice"] in rig.calls()
+    values = conf.parse(path.read_text())
+    assert values["PRIVATE_USERS"] == "pick"
+    assert all(flag.endswith(":idmap") for flag in values["EXTRA_NSPAWN_FLAGS"].split())
+
+
 async def test_allow_list_comes_from_the_built_system(rig: Rig) -> None:
     hive = rig.hive
     host = hive.settings.host_socket

@@ -157,7 +157,10 @@ class NixosBackend:
         await self._must(self.systemctl, "daemon-reload")
 
     async def start(self, paths: AgentPaths) -> None:
-        """nixos-container start."""
+        """nixos-container start, after making sure the conf has our binds and the user
+        namespace (a conf from before an upgrade, or edited by hand, is rewritten)."""
+        if paths.name != MANAGER and self.conf_path(paths).exists():
+            await self.write_conf(paths)
         await self._must(self.binary, "start", container_name(paths.name))
 
     async def stop(self, paths: AgentPaths) -> None:
