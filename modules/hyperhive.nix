@@ -204,6 +204,17 @@ in
           first, then lowercase letters, digits or '-'. Fix or remove the entry.
         '';
       }
+      {
+        # Each agent container (PRIVATE_USERS=pick) and hm1nd (privateUsers = "pick")
+        # reaches the host's nix-daemon socket as an unprivileged uid of its user
+        # namespace: untrusted, unless "*" trusts every uid.
+        assertion = !(lib.elem "*" (config.nix.settings.trusted-users or [ ]));
+        message = ''
+          nix.settings.trusted-users contains "*": every uid, including the root of each
+          hyperhive agent container, is then a trusted Nix user, which the Nix manual calls
+          equivalent to root on this host. Remove "*" and list the operators by name.
+        '';
+      }
     ];
 
     warnings =

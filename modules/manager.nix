@@ -86,7 +86,15 @@ in
       # Share the host's network namespace: the manager's web UI must be reachable from
       # the host, and the broker is reached through the socket anyway.
       privateNetwork = false;
-      bindMounts = {
+      # A user namespace: the manager's root is an unprivileged host uid (and not uid 0,
+      # a trusted user, on the host's nix-daemon socket). docs/security.md, "User
+      # namespaces".
+      privateUsers = "pick";
+      # Every bind idmapped, so the manager's root owns the host-root-owned files it
+      # edits and creates files owned by host root (the daemon's git sees the same
+      # owners as before). bindMounts has no option for it; nixos-containers joins
+      # hostPath:mountPoint into --bind=, so the mount option rides on the mount point.
+      bindMounts = builtins.mapAttrs (name: bind: bind // { mountPoint = "${name}:idmap"; }) {
         "/run/hive" = {
           hostPath = "/run/hyperhive/manager";
           isReadOnly = false;

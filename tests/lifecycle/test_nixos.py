@@ -145,10 +145,28 @@ async def test_conf_after_create_is_rewritten_for_the_host_network_and_binds(rig
         "HOST_PORT=",
         "AUTO_START=0",
         f"FLAKE={state}/applied/alice",
-        f'EXTRA_NSPAWN_FLAGS="--bind={run}/agents/alice:/run/hive'
-        f" --bind={state}/agents/alice/claude:/root/.claude"
-        f' --bind={state}/agents/alice/state:/state"',
+        # a user namespace: container root is not host root, nor trusted by nix-daemon
+        "PRIVATE_USERS=pick",
+        f'EXTRA_NSPAWN_FLAGS="--bind={run}/agents/alice:/run/hive:idmap'
+        f" --bind={state}/agents/alice/claude:/root/.claude:idmap"
+        f' --bind={state}/agents/alice/state:/state:idmap"',
     ]
+
+
+async def test_a_restart_puts_a_conf_without_the_user_namespace_back_in_one(rig: Rig) -> None:
+    hive = rig.hive
+    host = hive.settings.host_socket
+    assert (await call(host, "spawn", name="alice"))["kind"] == "ok"
+    path = rig.root / "etc" / "nixos-containers" / "h-alice.conf"
+    # a conf from before the upgrade (or edited by hand): no user namespace, plain binds
+    old = path.read_text().replace("PRIVATE_USERS=pick\n", "PRIVATE_USERS=no\n")
+    path.write_text(old.replace(":idmap", ""))
+    rig.reset()
+    assert (await call(host, "restart", name="alice"))["kind"] == "ok", rig.calls()
+    assert ["nixos-container", "start", "h-alice"] in rig.calls()
+    values = conf.parse(path.read_text())
+    assert values["PRIVATE_USERS"] == "pick"
+    assert all(flag.endswith(":idmap") for flag in values["EXTRA_NSPAWN_FLAGS"].split())
 
 
 async def test_allow_list_comes_from_the_built_system(rig: Rig) -> None:
@@ -206,13 +224,16 @@ EXTRA_NSPAWN_FLAGS=" --bind-ro=/old:/old --capability=CAP_NET_ADMIN"
 """
 
 BINDS = [Bind("/run/hyperhive/agents/alice", "/run/hive"), Bind("/srv/x", "/x", read_only=True)]
-FLAGS = 'EXTRA_NSPAWN_FLAGS="--bind=/run/hyperhive/agents/alice:/run/hive --bind-ro=/srv/x:/x"'
+FLAGS = (
+    'EXTRA_NSPAWN_FLAGS="--bind=/run/hyperhive/agents/alice:/run/hive:idmap'
+    ' --bind-ro=/srv/x:/x:idmap"'
+)
 
 
 def test_rewrite_of_a_created_conf() -> None:
     assert conf.rewrite(REAL_CREATE_CONF, BINDS) == (
         "PRIVATE_NETWORK=0\nHOST_ADDRESS=\nLOCAL_ADDRESS=\nHOST_BRIDGE=\nHOST_PORT=\n"
-        f"AUTO_START=0\nFLAKE=/var/lib/hyperhive/applied/alice\n{FLAGS}\n"
+        f"AUTO_START=0\nFLAKE=/var/lib/hyperhive/applied/alice\nPRIVATE_USERS=pick\n{FLAGS}\n"
     )
 
 
@@ -227,7 +248,7 @@ def test_rewrite_of_a_module_conf_clears_every_address_and_keeps_the_rest() -> N
         "LOCAL_ADDRESS=",
         "LOCAL_ADDRESS6=",
         "LOCAL_MAC_ADDRESS=",
-        "PRIVATE_USERS=no",
+        "PRIVATE_USERS=pick",  # was no: the container's root would be host root
         'INTERFACES=""',
         'MACVLANS=""',
         FLAGS,
@@ -236,7 +257,9 @@ def test_rewrite_of_a_module_conf_clears_every_address_and_keeps_the_rest() -> N
 
 
 def test_rewrite_adds_missing_lines() -> None:
-    assert conf.rewrite("AUTO_START=1\n", BINDS) == f"AUTO_START=1\nPRIVATE_NETWORK=0\n{FLAGS}\n"
+    assert conf.rewrite("AUTO_START=1\n", BINDS) == (
+        f"AUTO_START=1\nPRIVATE_NETWORK=0\nPRIVATE_USERS=pick\n{FLAGS}\n"
+    )
 
 
 @pytest.mark.parametrize("path", ["/a b", "/a:b", "relative", '/a"b', "/a$b"])
@@ -247,8 +270,9 @@ def test_paths_that_would_break_the_unquoted_expansion_are_refused(path: str) ->
 
 def test_parse_reads_back_the_flags() -> None:
     values: dict[str, Any] = conf.parse(conf.rewrite(REAL_MODULE_CONF, BINDS))
-    assert values["EXTRA_NSPAWN_FLAGS"].split() == [b.flag() for b in BINDS]
+    assert values["EXTRA_NSPAWN_FLAGS"].split() == [b.flag(idmap=True) for b in BINDS]
     assert values["PRIVATE_NETWORK"] == "0"
+    assert values["PRIVATE_USERS"] == "pick"
 
 
 async def test_a_swapped_state_dir_is_refused_before_any_conf_write_or_start(
@@ -274,3 +298,10 @@ async def test_a_swapped_state_dir_is_refused_before_any_conf_write_or_start(
     assert conf.read_text() == before
     assert list(outside.iterdir()) == []
     assert (await call(host, "list"))["kind"] == "agents"
+
+
+@pytest.mark.parametrize("value", ["no", "identity", "0", "", '"no"', "pick "])
+def test_a_conf_that_turns_the_user_namespace_off_is_rewritten_to_pick(value: str) -> None:
+    out = conf.rewrite(f"PRIVATE_USERS={value}\nexport PRIVATE_USERS=no\n", BINDS)
+    assert [line for line in out.splitlines() if "PRIVATE_USERS" in line] == ["PRIVATE_USERS=pick"]
+    assert conf.parse(out)["PRIVATE_USERS"] == "pick"

@@ -54,7 +54,7 @@ HOST_VIEW = """
     tmpfiles = builtins.attrNames (d.systemd.tmpfiles.settings.hyperhive or { })
       ++ builtins.attrNames (d.systemd.tmpfiles.settings.hyperhive-manager or { });
     hm1nd = if hm1nd == null then null else {
-      inherit (hm1nd) autoStart privateNetwork bindMounts;
+      inherit (hm1nd) autoStart privateNetwork privateUsers bindMounts;
       hyperhive = hm1nd.config.hyperhive;
       importCount = builtins.length hm1nd.config.imports;
     };
@@ -177,7 +177,10 @@ def test_manager_container(nix_eval: NixEval) -> None:
     hm1nd = host(nix_eval)["hm1nd"]
     assert hm1nd["autoStart"] is True
     assert hm1nd["privateNetwork"] is False
-    assert hm1nd["bindMounts"] == {
+    assert {
+        k: {"hostPath": v["hostPath"], "isReadOnly": v["isReadOnly"]}
+        for k, v in hm1nd["bindMounts"].items()
+    } == {
         "/run/hive": {"hostPath": "/run/hyperhive/manager", "isReadOnly": False},
         "/agents": {"hostPath": "/var/lib/hyperhive/agents", "isReadOnly": False},
         "/applied": {"hostPath": "/var/lib/hyperhive/applied", "isReadOnly": True},
@@ -196,6 +199,34 @@ def test_manager_container(nix_eval: NixEval) -> None:
         "operatorPronouns": "they/them",
     }
     assert hm1nd["importCount"] == 2  # harness-base + manager.extraConfig
+
+
+def test_manager_container_is_user_namespaced_with_idmapped_binds(nix_eval: NixEval) -> None:
+    hm1nd = host(nix_eval)["hm1nd"]
+    assert hm1nd["privateUsers"] == "pick"
+    # nixos-containers.nix renders each bind as --bind[-ro]=<hostPath>:<mountPoint>
+    flags = sorted(
+        f"--bind{'-ro' if b['isReadOnly'] else ''}={b['hostPath']}:{b['mountPoint']}"
+        for b in hm1nd["bindMounts"].values()
+    )
+    assert flags == [
+        "--bind-ro=/var/lib/hyperhive/applied:/applied:idmap",
+        "--bind=/run/hyperhive/manager:/run/hive:idmap",
+        "--bind=/var/lib/hyperhive/agents/manager/claude:/root/.claude:idmap",
+        "--bind=/var/lib/hyperhive/agents/manager/state:/state:idmap",
+        "--bind=/var/lib/hyperhive/agents:/agents:idmap",
+    ]
+
+
+def test_trusting_every_nix_user_is_refused(nix_eval: NixEval) -> None:
+    trusting = HOST.replace(
+        'settings = { system.stateVersion = "25.11";',
+        'settings = { system.stateVersion = "25.11"; nix.settings.trusted-users = [ "*" ];',
+    )
+    assert trusting != HOST
+    got = nix_eval(f"let r = ({trusting}) {{ }}; in {HOST_VIEW}")
+    assert any('trusted-users contains "*"' in m for m in failing(got["assertions"]))
+    assert not any("trusted-users" in m for m in failing(host(nix_eval)["assertions"]))
 
 
 def test_manager_follows_state_dir_and_limits(nix_eval: NixEval) -> None:

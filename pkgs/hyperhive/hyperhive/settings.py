@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     events_keep_rows: int = Field(
         2000, ge=1, description="events_vacuum keeps at most this many newest rows per agent."
     )
+    events_vacuum_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Time budget of events_vacuum for one agent's events db (a hostile or"
+        " huge file is skipped after it; docs/security.md).",
+    )
     agent_template_dir: Path = Field(
         Path(__file__).resolve().parents[3] / "templates" / "agent",
         description="Files a new agent's proposed repo is seeded with (templates/agent).",

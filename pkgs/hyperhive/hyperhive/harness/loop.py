@@ -28,6 +28,7 @@ from hyperhive.harness.claude import (
 )
 from hyperhive.harness.events import EventBus
 from hyperhive.harness.files import HiveFiles
+from hyperhive.harness.model import ModelFile
 from hyperhive.settings import HarnessSettings
 from hyperhive.wire import requests as rq
 from hyperhive.wire import responses as rs
@@ -119,6 +120,7 @@ class TurnLoop:
         # hyperhive owns compaction; a pinned CLI must not update itself.
         self.env = {**base, "DISABLE_AUTO_COMPACT": "1", "DISABLE_AUTOUPDATER": "1"}
         self.poll_seconds = poll_seconds
+        self.model_file = ModelFile(settings.model_path, settings.default_model)
         self.state = TurnState.IDLE
         self.status = Status.ONLINE
         self.since = time.time()
@@ -149,12 +151,8 @@ class TurnLoop:
         self._login.set()
 
     def read_model(self) -> str:
-        """The model for the next turn: the model file if set, else the default."""
-        try:
-            model = self.settings.model_path.read_text().strip()
-        except OSError:
-            model = ""
-        return model or self.settings.default_model
+        """The model for the next turn: the model file if set and valid, else the default."""
+        return self.model_file.read()
 
     # -- the loop ----------------------------------------------------------------------
     async def run(self) -> None:

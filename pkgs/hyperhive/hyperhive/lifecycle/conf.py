@@ -6,6 +6,13 @@ bind mounts go into ``EXTRA_NSPAWN_FLAGS``, expanded unquoted into the systemd-n
 command line. ``create`` also writes HOST_ADDRESS/LOCAL_ADDRESS, which would put the
 container in a private network namespace and hide its web UI from the host.
 
+``create`` writes no PRIVATE_USERS, so the container's root would be host root (and
+uid 0, a trusted user, on the host's nix-daemon socket). The rewrite sets
+``PRIVATE_USERS=pick`` (the start script then passes ``--private-users=pick`` and binds
+/nix idmapped) and makes our own binds idmapped (``:idmap``) so the harness, the daemon
+and the manager keep seeing host-root-owned files as their root's (docs/security.md,
+"User namespaces").
+
 Only the variables below are touched; every other line is kept as it was.
 """
 
@@ -25,6 +32,9 @@ NETWORK_VARIABLES = (
     "LOCAL_MAC_ADDRESS",
 )
 
+# The user namespace of every agent container: nspawn picks a free 64K uid range.
+PRIVATE_USERS = "pick"
+
 _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
 
 
@@ -36,22 +46,29 @@ class Bind:
     container: str
     read_only: bool = False
 
-    def flag(self) -> str:
-        """The systemd-nspawn flag (``--bind=host:container`` or ``--bind-ro=...``)."""
+    def flag(self, *, idmap: bool = False) -> str:
+        """The systemd-nspawn flag (``--bind=host:container`` or ``--bind-ro=...``).
+
+        `idmap`: an idmapped mount (``:idmap``, systemd >= 250): in a user-namespaced
+        container the container's root sees the host's root-owned files as its own and
+        the files it creates are owned by host root (docs/security.md, "User namespaces").
+        """
         for path in (self.host, self.container):
             # The start script splits EXTRA_NSPAWN_FLAGS on whitespace; nspawn splits on ':'.
             if not path.startswith("/") or re.search(r"[\s:\"'$`\\]", path):
                 raise ValueError(f"bind path {path!r} cannot go into EXTRA_NSPAWN_FLAGS")
-        return f"--bind{'-ro' if self.read_only else ''}={self.host}:{self.container}"
+        options = ":idmap" if idmap else ""
+        return f"--bind{'-ro' if self.read_only else ''}={self.host}:{self.container}{options}"
 
 
 def extra_nspawn_flags(binds: Sequence[Bind]) -> str:
-    """The EXTRA_NSPAWN_FLAGS line for `binds`."""
-    return 'EXTRA_NSPAWN_FLAGS="' + " ".join(b.flag() for b in binds) + '"'
+    """The EXTRA_NSPAWN_FLAGS line for `binds`, each idmapped (the container has a userns)."""
+    return 'EXTRA_NSPAWN_FLAGS="' + " ".join(b.flag(idmap=True) for b in binds) + '"'
 
 
 def rewrite(text: str, binds: Sequence[Bind]) -> str:
-    """The conf `text` with our binds, the network variables cleared, PRIVATE_NETWORK=0.
+    """The conf `text` with our binds, the network variables cleared, PRIVATE_NETWORK=0
+    and PRIVATE_USERS=pick.
 
     Idempotent: rewriting a rewritten file gives the same bytes.
     """
@@ -64,6 +81,9 @@ def rewrite(text: str, binds: Sequence[Bind]) -> str:
             out.append(f"{key}=")
         elif key == "PRIVATE_NETWORK":
             out.append("PRIVATE_NETWORK=0")
+        elif key == "PRIVATE_USERS":
+            if key not in seen:  # one line: a later one would win in the EnvironmentFile
+                out.append(f"PRIVATE_USERS={PRIVATE_USERS}")
         elif key == "EXTRA_NSPAWN_FLAGS":
             if key not in seen:
                 out.append(extra_nspawn_flags(binds))
@@ -73,6 +93,8 @@ def rewrite(text: str, binds: Sequence[Bind]) -> str:
             seen.add(key)
     if "PRIVATE_NETWORK" not in seen:
         out.append("PRIVATE_NETWORK=0")
+    if "PRIVATE_USERS" not in seen:
+        out.append(f"PRIVATE_USERS={PRIVATE_USERS}")
     if "EXTRA_NSPAWN_FLAGS" not in seen:
         out.append(extra_nspawn_flags(binds))
     return "\n".join(out) + "\n"

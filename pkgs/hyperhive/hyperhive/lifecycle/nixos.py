@@ -179,8 +179,12 @@ class NixosBackend:
         await self._must(self.systemctl, "daemon-reload")
 
     async def start(self, paths: AgentPaths) -> None:
-        """nixos-container start, once the bind sources are checked (see write_conf)."""
+        """nixos-container start, once the bind sources are checked (see write_conf) and the
+        conf has our binds and the user namespace (a conf from before an upgrade, or edited by
+        hand, is rewritten)."""
         verify_binds(paths, binds_for(self._settings, paths))
+        if paths.name != MANAGER and self.conf_path(paths).exists():
+            await self.write_conf(paths)
         await self._must(self.binary, "start", container_name(paths.name))
 
     async def stop(self, paths: AgentPaths) -> None:

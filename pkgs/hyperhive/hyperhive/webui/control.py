@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from hyperhive.errors import Conflict, HyperhiveError, InvalidRequest, Unavailab
 from hyperhive.harness.events import EventBus
 from hyperhive.harness.login import LoginRunner
 from hyperhive.harness.loop import Status, TurnLoop
+from hyperhive.harness.model import MODEL_ALIASES, is_model_name
 from hyperhive.settings import HarnessSettings
 from hyperhive.wire import requests as rq
 from hyperhive.wire import responses as rs
@@ -35,10 +35,6 @@ logger = logging.getLogger(__name__)
 
 # The same cap as a broker message: an operator message is one, only delivered locally.
 MAX_MESSAGE = rq.MAX_BODY
-# Aliases claude 2.1.330 documents (`claude --help`: "an alias for the latest model (e.g.
-# 'fable', 'opus', or 'sonnet')") plus haiku, the hive's default; or a full model name.
-MODEL_ALIASES = ("haiku", "sonnet", "opus", "fable")
-FULL_MODEL_RE = re.compile(r"claude-[a-z0-9][a-z0-9.-]{2,80}(\[1m\])?")
 DEFAULT_MODEL_WORD = "default"
 INBOX_LIMIT = 50
 INBOX_INTERVAL_SECONDS = 2.0
@@ -56,7 +52,7 @@ class TooLarge(InvalidRequest):
 def validate_model(name: str) -> str:
     """``name`` if claude would take it as a model, else InvalidRequest naming the choices."""
     name = name.strip()
-    if name in MODEL_ALIASES or FULL_MODEL_RE.fullmatch(name):
+    if is_model_name(name):
         return name
     shown = repr(name[:60])
     raise InvalidRequest(
