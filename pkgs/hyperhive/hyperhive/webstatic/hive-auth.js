@@ -11,16 +11,25 @@
 const hiveAuth = (() => {
   const STORE = "hive.key";
   const m = /(?:^#|&)key=([A-Za-z0-9_-]{16,128})(?:&|$)/.exec(location.hash);
-  if (m) {
-    localStorage.setItem(STORE, m[1]);
+  if (location.hash) {
     // Out of the address bar and the history at once.
     history.replaceState(null, "", location.pathname === "/login" ? "/" : location.pathname + location.search);
   }
+  // A key from a link replaces the stored one only once this server accepts it: another
+  // page cannot log the operator out by linking here with a made-up key.
+  const ready = (async () => {
+    if (!m || m[1] === localStorage.getItem(STORE)) return;
+    try {
+      const r = await fetch("/api/state", { headers: { Authorization: `Bearer ${m[1]}` }, credentials: "omit", cache: "no-store" });
+      if (r.ok) localStorage.setItem(STORE, m[1]);
+    } catch (e) { /* the server is down: keep what we had */ }
+  })();
   let unauthorized = () => {};
 
   const key = () => localStorage.getItem(STORE);
 
   async function api(url, init = {}) {
+    await ready;
     const headers = new Headers(init.headers || {});
     const k = key();
     if (k) headers.set("Authorization", `Bearer ${k}`);
