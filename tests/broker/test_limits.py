@@ -47,7 +47,8 @@ async def test_operator_bound_flood_is_refused_at_the_cap_and_acks_make_room(
         assert refusal["kind"] == "err"
         message = refusal["message"]
         assert "HYPERHIVE_MAX_UNACKED_BYTES_PER_SENDER" in message
-        assert "alice" in message and "operator" in message
+        assert "alice" in message
+        assert "operator" in message
         assert stored_unacked_bytes(db, "alice") <= cap
         # nothing accepted was lost, nothing refused was stored
         assert len(accepted) == cap // len(BIG)
