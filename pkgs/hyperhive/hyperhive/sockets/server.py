@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -63,19 +65,110 @@ class Connection:
 Handler = Callable[[Connection, Request], Awaitable[Reply]]
 CloseHook = Callable[[Connection], Awaitable[None]]
 
+BACKLOG = 1024
+ACCEPT_BATCH = 64
+"""Connections taken per wake-up of a listening socket, so one socket cannot hog the loop."""
+RETRY_FIRST = 0.01
+RETRY_MAX = 1.0
+"""Backoff (seconds) of a listener that ran out of descriptors: it stops polling, retries
+after RETRY_FIRST, doubling up to RETRY_MAX, instead of spinning on a ready socket."""
+OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class Listener:
+    """The accept side of one unix socket: callback driven, bounded per wake-up, backing
+    off when the process is out of descriptors (asyncio's own accept loop logs one error
+    per pending connection per second when it is: the 208 MB log of issue 13)."""
+
+    def __init__(self, sock: socket.socket, accepted: Callable[[socket.socket], None]) -> None:
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._accepted = accepted
+        self._loop = asyncio.get_running_loop()
+        self._retry: asyncio.TimerHandle | None = None
+        self._delay = RETRY_FIRST
+        self._closed = False
+        self._loop.add_reader(self._fd, self._ready)
+
+    def _ready(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                self._back_off(exc)
+                return
+            self._delay = RETRY_FIRST
+            self._accepted(conn)
+
+    def _back_off(self, exc: OSError) -> None:
+        if exc.errno in OUT_OF_RESOURCES:
+            logger.error(
+                "cannot accept connections on %s: %s — waiting up to %.0f s between tries;"
+                " raise LimitNOFILE or lower HYPERHIVE_MAX_CONNECTIONS_PER_SOCKET",
+                self._sock.getsockname(),
+                exc.strerror,
+                RETRY_MAX,
+            )
+        else:
+            logger.error("accept on %s failed: %s", self._sock.getsockname(), exc)
+        self._loop.remove_reader(self._fd)
+        self._retry = self._loop.call_later(self._delay, self._resume)
+        self._delay = min(self._delay * 2, RETRY_MAX)
+
+    def _resume(self) -> None:
+        self._retry = None
+        if not self._closed:
+            self._loop.add_reader(self._fd, self._ready)
+
+    def close(self) -> None:
+        """Stop accepting and close the listening socket (synchronously: no fd race)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+        else:
+            self._loop.remove_reader(self._fd)
+        self._sock.close()
+
+
+def listen_unix(path: str, accepted: Callable[[socket.socket], None]) -> Listener:
+    """Bind `path` (which must not exist), listen, and hand every connection to
+    `accepted` as a non-blocking socket."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return Listener(sock, accepted)
+
 
 class SocketServer:
     """Serve one socket: read lines, check the command is allowed here, dispatch."""
 
     def __init__(
-        self, path: Path, identity: Identity, handler: Handler, on_close: CloseHook, mode: int
+        self,
+        path: Path,
+        identity: Identity,
+        handler: Handler,
+        on_close: CloseHook,
+        mode: int,
+        max_connections: int = 64,
     ) -> None:
         self.path = path
         self.identity = identity
         self._handler = handler
         self._on_close = on_close
         self._mode = mode
-        self._server: asyncio.Server | None = None
+        self.max_connections = max_connections
+        self._server: Listener | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -83,9 +176,7 @@ class SocketServer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        self._server = await asyncio.start_unix_server(
-            self._serve, path=str(self.path), limit=MAX_LINE + 1, backlog=1024
-        )
+        self._server = listen_unix(str(self.path), self._accepted)
         os.chmod(self.path, self._mode)
 
     async def stop(self) -> None:
@@ -99,6 +190,53 @@ class SocketServer:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections being served now."""
+        return len(self._tasks)
+
+    def _accepted(self, sock: socket.socket) -> None:
+        if len(self._tasks) >= self.max_connections:
+            self._refuse(sock)
+            return
+        task = asyncio.get_running_loop().create_task(self._adopt(sock))
+        self._tasks.add(task)  # counted from now on, before it first runs
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """One err line (best effort: never blocks) and close: the identity already holds
+        its share of the daemon's descriptors."""
+        who = self.identity.name
+        line = encode(
+            Err(
+                message=f"too many open connections to {who}'s socket: {self.max_connections}"
+                f" are open, the limit (HYPERHIVE_MAX_CONNECTIONS_PER_SOCKET); close idle"
+                " connections (one is enough: requests on it are answered in order) and"
+                " retry"
+            )
+        )
+        with contextlib.suppress(OSError):
+            sock.send(line)
+        sock.close()
+        logger.warning(
+            "refused a connection to %s's socket: %d open (HYPERHIVE_MAX_CONNECTIONS_PER_SOCKET)",
+            who,
+            self.max_connections,
+        )
+
+    async def _adopt(self, sock: socket.socket) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        try:
+            reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_LINE + 1)
+        except BaseException as exc:
+            sock.close()
+            self._tasks.discard(task)
+            if not isinstance(exc, Exception):
+                raise  # cancelled by stop()
+            logger.error("cannot serve a connection on %s: %s", self.path, exc)
+            return
+        await self._serve(reader, writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
