@@ -55,15 +55,46 @@ def pop_undelivered(
     return items
 
 
-def ack(conn: sqlite3.Connection, recipient: str, ids: Sequence[int], now: int) -> int:
-    """Ack delivered messages of `recipient` among `ids`; return how many changed."""
+BODY_BYTES = "length(CAST(body AS BLOB))"
+"""A body's size in bytes as stored (UTF-8)."""
+
+
+def ack(
+    conn: sqlite3.Connection, recipient: str, ids: Sequence[int], now: int
+) -> list[tuple[str, int]]:
+    """Ack delivered messages of `recipient` among `ids`; return (sender, body bytes) of
+    each one that changed."""
     marks = ",".join("?" * len(ids))
-    cur = conn.execute(
+    rows = conn.execute(
         f"UPDATE messages SET acked_at = ? WHERE recipient = ? AND id IN ({marks})"  # noqa: S608
-        " AND delivered_at IS NOT NULL AND acked_at IS NULL",
+        f" AND delivered_at IS NOT NULL AND acked_at IS NULL RETURNING sender, {BODY_BYTES}",
         (now, recipient, *ids),
-    )
-    return cur.rowcount
+    ).fetchall()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def ack_inbox(
+    conn: sqlite3.Connection, recipient: str, ids: Sequence[int], now: int
+) -> list[tuple[str, int]]:
+    """Mark messages of an inbox nobody pops (the operator's) read: delivered and acked at
+    once. Return (sender, body bytes) of each one that changed."""
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        "UPDATE messages SET delivered_at = coalesce(delivered_at, ?), acked_at = ?"  # noqa: S608
+        f" WHERE recipient = ? AND id IN ({marks}) AND acked_at IS NULL"
+        f" RETURNING sender, {BODY_BYTES}",
+        (now, now, recipient, *ids),
+    ).fetchall()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def unacked_bytes_by_sender(conn: sqlite3.Connection) -> dict[str, int]:
+    """Bytes of stored, not yet acked message bodies per sender (read once at start)."""
+    rows = conn.execute(
+        f"SELECT sender, sum({BODY_BYTES}) FROM messages WHERE acked_at IS NULL"  # noqa: S608
+        " GROUP BY sender"
+    ).fetchall()
+    return {r[0]: int(r[1]) for r in rows}
 
 
 def release(conn: sqlite3.Connection, recipient: str, ids: Iterable[int]) -> int:

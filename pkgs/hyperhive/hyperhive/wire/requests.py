@@ -242,6 +242,7 @@ MANAGER_COMMANDS = AGENT_COMMANDS | {
 HOST_COMMANDS = frozenset(
     {
         "send",
+        "ack",  # marks operator-bound messages read (the operator's inbox is never popped)
         "recent",
         "spawn",
         "revive",
