@@ -124,6 +124,10 @@ class QuestionService:
         """How many questions are unanswered."""
         return self._db.read(store.open_count)
 
+    def count_open_before(self, question_id: int) -> int:
+        """Unanswered questions older than `question_id`."""
+        return self._db.read(lambda conn: store.open_before(conn, question_id))
+
     def _emit(self, question_id: int) -> None:
         info = self._db.read(lambda conn: store.find_question(conn, question_id))
         if info is not None:
