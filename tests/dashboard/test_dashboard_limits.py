@@ -38,6 +38,10 @@ async def test_2000_questions_keep_api_state_small_and_the_approval_visible(
                     raw = await r.read()
                 assert len(raw) < STATE_BOUND, f"{path} is {len(raw)} bytes"
                 assert f"a-{approval_id}".encode() in raw or path == "/api/state"
+            async with s.get(dash.url + "/") as r:
+                page = await r.text()
+            # approvals come first: a flood of questions cannot push them out of sight
+            assert page.index('data-list="approvals"') < page.index('data-list="questions"')
             async with s.get(dash.url + "/api/state?html=1") as r:
                 snap = json.loads(await r.read())
         assert [a["id"] for a in snap["approvals"]] == [approval_id]
