@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import resource
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from hivetest import Client, DaemonProcess, call
+from hyperhive.logrepeat import RepeatFilter
 
 FD_LIMIT = 256
 FLOOD = 300
@@ -142,3 +144,56 @@ async def test_out_of_descriptors_is_logged_once_with_a_count_and_recovers(
             await asyncio.sleep(0.1)
     grown = log.stat().st_size - before
     assert grown < 64 * 1024, f"the daemon logged {grown} bytes during a 3-second flood"
+
+
+def test_the_daemon_raises_its_soft_open_files_limit_to_the_hard_one(tmp_path: Path) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(512, soft)
+    assert low < hard, "the test needs a hard limit above 512 to see it raised"
+    proc = DaemonProcess(tmp_path, HYPERHIVE_HARNESS="false")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))  # inherited by the daemon
+    try:
+        proc.start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        assert proc.proc is not None
+        assert resource.prlimit(proc.proc.pid, resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        proc.stop()
+
+
+SWALLOWED = "identical message(s) in the 60 s before, not written"
+
+
+def test_identical_errors_are_written_once_then_counted() -> None:
+    now = [0.0]
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    log = logging.getLogger("hyperhive.test.repeats")
+    log.propagate = False
+    log.setLevel(logging.DEBUG)
+    handler = Collect()
+    handler.addFilter(RepeatFilter(window=60.0, clock=lambda: now[0]))
+    log.addHandler(handler)
+    try:
+        for _ in range(1000):
+            log.error("accept failed on %s", "alice")
+        log.error("accept failed on %s", "bob")  # another message passes
+        log.info("not an error")
+        log.info("not an error")  # below WARNING: never counted
+        now[0] = 61.0
+        log.error("accept failed on %s", "alice")
+    finally:
+        log.removeHandler(handler)
+    assert records == [
+        "accept failed on alice",
+        "accept failed on bob",
+        "not an error",
+        "not an error",
+        f"accept failed on alice (and 999 {SWALLOWED})",
+    ]
