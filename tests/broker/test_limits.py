@@ -120,3 +120,32 @@ async def test_send_rate_is_limited_per_sender_with_a_clear_error(tmp_path: Path
         for _ in range(10):
             assert (await call(host, "send", to="alice", body="op"))["kind"] == "ok"
         await alice.close()
+
+
+async def test_reading_the_operator_inbox_frees_the_senders_and_only_the_operator_may(
+    tmp_path: Path,
+) -> None:
+    cap = 1 * MIB
+    async with running_hive(tmp_path, max_unacked_bytes_per_sender=cap) as hive:
+        host = hive.settings.host_socket
+        db = hive.settings.broker_db
+        await call(host, "spawn", name="alice")
+        alice = await Client.open(hive.lifecycle.paths("alice").socket)
+        replies = [await alice.call("send", to="operator", body=BIG) for _ in range(5)]
+        assert [r["kind"] for r in replies] == ["ok"] * 4 + ["err"]
+        # an agent cannot mark the operator's inbox read to make room for itself
+        refused = await alice.call("read_inbox")
+        assert refused["kind"] == "err"
+        assert stored_unacked_bytes(db, "alice") == cap
+        first = replies[0]["ids"][0]
+        done = await call(host, "read_inbox", up_to=first)
+        assert done["message"] == "marked 1 operator message(s) read"
+        assert stored_unacked_bytes(db, "alice") == cap - len(BIG)
+        done = await call(host, "read_inbox")
+        assert done["message"] == "marked 3 operator message(s) read"
+        assert stored_unacked_bytes(db, "alice") == 0
+        assert (await alice.call("send", to="operator", body=BIG))["kind"] == "ok"
+        await alice.close()
+    # after a restart the allowance is computed from what is stored
+    async with running_hive(tmp_path, max_unacked_bytes_per_sender=cap) as hive:
+        assert hive.broker.unacked_bytes("alice") == len(BIG)

@@ -314,6 +314,13 @@ class Broker:
         self._acked(released)
         return len(released)
 
+    async def read_inbox(self, up_to: int | None = None) -> int:
+        """The operator has read its inbox up to message `up_to` (all of it when None)."""
+        now = int(time.time())
+        released = await self._db.write(lambda conn: store.read_all(conn, OPERATOR, up_to, now))
+        self._acked(released)
+        return len(released)
+
     async def release(self, recipient: str, ids: Sequence[int]) -> int:
         """Undo deliveries that were never acked (the reader disconnected)."""
         if not ids:

@@ -88,6 +88,19 @@ def ack_inbox(
     return [(r[0], int(r[1])) for r in rows]
 
 
+def read_all(
+    conn: sqlite3.Connection, recipient: str, up_to: int | None, now: int
+) -> list[tuple[str, int]]:
+    """`ack_inbox` for every unread message of `recipient` with id <= `up_to` (or all)."""
+    rows = conn.execute(
+        "UPDATE messages SET delivered_at = coalesce(delivered_at, ?), acked_at = ?"  # noqa: S608
+        " WHERE recipient = ? AND acked_at IS NULL AND id <= ?"
+        f" RETURNING sender, {BODY_BYTES}",
+        (now, now, recipient, 2**63 - 1 if up_to is None else up_to),
+    ).fetchall()
+    return [(r[0], int(r[1])) for r in rows]
+
+
 def unacked_bytes_by_sender(conn: sqlite3.Connection) -> dict[str, int]:
     """Bytes of stored, not yet acked message bodies per sender (read once at start)."""
     rows = conn.execute(

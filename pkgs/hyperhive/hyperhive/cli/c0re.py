@@ -86,6 +86,16 @@ VERBS: dict[str, tuple[str, list[tuple[str, dict[str, object]]], Build]] = {
         ],
         lambda a: rq.Send(to=a.to, body=a.body),
     ),
+    "inbox": (
+        "show the latest messages to and from the operator",
+        [("--limit", {"type": int, "default": 50, "help": "how many (1-500)"})],
+        lambda a: rq.Recent(limit=a.limit),
+    ),
+    "read": (
+        "mark the operator's inbox read (frees the senders' unacked-bytes allowance)",
+        [("--up-to", {"type": int, "help": "only messages with ids up to this one"})],
+        lambda a: rq.ReadInbox(up_to=a.up_to),
+    ),
     "pending": ("list pending approvals", [], lambda a: rq.Pending()),
     "approve": (
         "approve a pending approval",
