@@ -77,8 +77,9 @@ OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.E
 
 class Listener:
     """The accept side of one unix socket: callback driven, bounded per wake-up, backing
-    off when the process is out of descriptors (asyncio's own accept loop logs one error
-    per pending connection per second when it is: the 208 MB log of issue 13)."""
+    off when the process is out of descriptors. (asyncio's own accept loop, Python 3.11,
+    keeps calling accept() after EMFILE, up to the backlog per wake-up, logging a traceback
+    each time and scheduling a retry each time: the 208 MB log of issue 13.)"""
 
     def __init__(self, sock: socket.socket, accepted: Callable[[socket.socket], None]) -> None:
         self._sock = sock
@@ -102,7 +103,12 @@ class Listener:
                 self._back_off(exc)
                 return
             self._delay = RETRY_FIRST
-            self._accepted(conn)
+            try:
+                conn.setblocking(False)
+                self._accepted(conn)
+            except Exception:
+                logger.exception("cannot take a connection on %s", self._sock.getsockname())
+                conn.close()
 
     def _back_off(self, exc: OSError) -> None:
         if exc.errno in OUT_OF_RESOURCES:
