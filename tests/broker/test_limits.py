@@ -3,6 +3,7 @@ operator's inbox included (issue 13, "Limits per identity")."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -149,3 +150,25 @@ async def test_reading_the_operator_inbox_frees_the_senders_and_only_the_operato
     # after a restart the allowance is computed from what is stored
     async with running_hive(tmp_path, max_unacked_bytes_per_sender=cap) as hive:
         assert hive.broker.unacked_bytes("alice") == len(BIG)
+
+
+async def test_recent_replies_are_bounded_in_bytes_and_keep_the_newest(tmp_path: Path) -> None:
+    """64 connections x `recent limit=500` of 256 KiB bodies would be 8 GB in the daemon."""
+    async with running_hive(tmp_path) as hive:
+        host = hive.settings.host_socket
+        await call(host, "spawn", name="alice")
+        await call(host, "spawn", name="bob")
+        alice = hive.lifecycle.paths("alice").socket
+        bob = await Client.open(hive.lifecycle.paths("bob").socket)
+        for i in range(12):
+            assert (await bob.call("send", to="alice", body=f"{i:02d}" + BIG[2:]))["kind"] == "ok"
+        await bob.close()
+        client = await Client.open(alice)
+        client.writer.write(b'{"cmd": "recent", "limit": 500}\n')
+        await client.writer.drain()
+        raw = await client.reader.readline()
+        await client.close()
+        assert len(raw) < 2 * MIB, f"recent answered {len(raw)} bytes"
+        rows = json.loads(raw)["rows"]
+        assert rows[-1]["body"].startswith("11")  # the newest is always there, whole
+        assert len(rows[-1]["body"]) == len(BIG)

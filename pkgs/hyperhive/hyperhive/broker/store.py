@@ -155,13 +155,35 @@ def _recent_row(r: sqlite3.Row) -> RecentRow:
     )
 
 
-def recent_for(conn: sqlite3.Connection, name: str, limit: int) -> list[RecentRow]:
-    """The latest `limit` messages to or from `name`, oldest first."""
-    rows = conn.execute(
-        "SELECT * FROM (SELECT * FROM messages WHERE recipient = ?"
-        " UNION ALL SELECT * FROM messages WHERE sender = ? AND recipient != ?"
-        " ORDER BY id DESC LIMIT ?) ORDER BY id",
+RECENT_BUDGET = 1024 * 1024
+"""Characters of bodies one `recent` reply carries at most (the newest message always):
+500 rows of 256 KiB would be a 128 MB reply, built in the daemon's memory per request."""
+
+
+def recent_for(
+    conn: sqlite3.Connection, name: str, limit: int, budget: int = RECENT_BUDGET
+) -> list[RecentRow]:
+    """The latest `limit` messages to or from `name`, oldest first, cut (from the oldest)
+    where their bodies pass `budget` characters."""
+    sizes = conn.execute(
+        "SELECT id, length(body) FROM messages WHERE recipient = ?"
+        " UNION ALL SELECT id, length(body) FROM messages WHERE sender = ? AND recipient != ?"
+        " ORDER BY id DESC LIMIT ?",
         (name, name, name, limit),
+    ).fetchall()
+    ids: list[int] = []
+    total = 0
+    for message_id, size in sizes:
+        if ids and total + size > budget:
+            break
+        ids.append(message_id)
+        total += size
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        f"SELECT * FROM messages WHERE id IN ({marks}) ORDER BY id",  # noqa: S608
+        ids,
     ).fetchall()
     return [_recent_row(r) for r in rows]
 
