@@ -113,6 +113,9 @@ async def test_idle_connection_flood_on_one_agent_socket_starves_nobody(
             assert (await keeper.call("whoami"))["name"] == "alice"
     finally:
         await keeper.close()
+    # ~236 refusals, one log line: identical warnings are counted, not repeated
+    refusals = small_daemon.log.read_text().count("refused a connection to alice's socket")
+    assert refusals == 1
 
 
 @pytest.mark.parametrize(
