@@ -279,6 +279,11 @@ in
         StateDirectory = lib.removePrefix "/var/lib/" cfg.stateDir;
         StateDirectoryMode = "0700";
         UMask = "0077";
+        # Every open agent connection holds a descriptor; systemd's default soft limit of
+        # 1,024 let one agent's idle connections starve the hive. The daemon also caps
+        # connections per socket (HYPERHIVE_MAX_CONNECTIONS_PER_SOCKET, 64) and raises its
+        # soft limit to this hard one at start.
+        LimitNOFILE = 65536;
 
         # Hardening. hive-c0re manages containers, so it keeps more than a typical
         # service; each thing it keeps is listed with the reason.

@@ -109,7 +109,8 @@ async def test_recv_with_zero_wait_returns_empty_at_once(tmp_path: Path) -> None
 
 
 async def test_200_concurrent_senders_lose_and_duplicate_nothing(tmp_path: Path) -> None:
-    async with running_hive(tmp_path) as hive:
+    # 200 connections at once to one socket: above the default per-socket limit
+    async with running_hive(tmp_path, max_connections_per_socket=256) as hive:
         await spawn_all(hive.settings.host_socket, "alice", "bob")
         alice = hive.lifecycle.paths("alice").socket
         bob = hive.lifecycle.paths("bob").socket

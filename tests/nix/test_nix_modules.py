@@ -112,6 +112,8 @@ def test_daemon_unit(nix_eval: NixEval) -> None:
     assert config["RuntimeDirectory"] == "hyperhive"
     assert config["RuntimeDirectoryPreserve"] == "yes"
     assert config["StateDirectory"] == "hyperhive"
+    # one descriptor per agent connection: far above systemd's default 1,024 (issue 13)
+    assert config["LimitNOFILE"] == 65536
     env = unit["environment"]
     assert env["HYPERHIVE_GIT"] == "/nix/store/0-git/bin/git"
     assert env["HYPERHIVE_RUN_DIR"] == "/run/hyperhive"

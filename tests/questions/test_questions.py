@@ -111,3 +111,31 @@ async def test_unknown_question_and_bad_ttl_are_clear_errors(tmp_path: Path) -> 
         )
         assert too_long["kind"] == "err"
         assert "ttl_seconds" in too_long["message"]
+
+
+async def test_open_questions_per_agent_are_capped_with_a_clear_error(tmp_path: Path) -> None:
+    """Issue 13: one agent cannot bury the operator under questions."""
+    async with running_hive(tmp_path, max_open_questions_per_agent=3) as hive:
+        host = hive.settings.host_socket
+        await call(host, "spawn", name="alice")
+        await call(host, "spawn", name="bob")
+        alice = await Client.open(hive.lifecycle.paths("alice").socket)
+        bob = hive.lifecycle.paths("bob").socket
+        replies = [await alice.call("ask_operator", question=f"q{i}?") for i in range(4)]
+        assert [r["kind"] for r in replies] == ["question_queued"] * 3 + ["err"]
+        message = replies[-1]["message"]
+        assert "HYPERHIVE_MAX_OPEN_QUESTIONS_PER_AGENT" in message
+        assert "alice" in message
+        assert "3" in message
+        # nothing stored for the refused one; bob can still ask
+        assert [q["question"] for q in (await call(host, "questions"))["items"]] == [
+            "q0?",
+            "q1?",
+            "q2?",
+        ]
+        assert (await call(bob, "ask_operator", question="mine?"))["kind"] == "question_queued"
+        # once the operator answers one, alice may ask again
+        await call(host, "answer", id=replies[0]["id"], answer="yes")
+        again = await alice.call("ask_operator", question="q4?")
+        assert again["kind"] == "question_queued"
+        await alice.close()

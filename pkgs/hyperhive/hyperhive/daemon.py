@@ -6,14 +6,15 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import resource
 import signal
 import sys
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from hyperhive import safefs
+from hyperhive import logrepeat, safefs
 from hyperhive.approvals.service import Approvals
-from hyperhive.broker.service import Broker
+from hyperhive.broker.service import Broker, SendLimits
 from hyperhive.credentials import KEY_FILE, OperatorSecret
 from hyperhive.dashboard import start_dashboard
 from hyperhive.db.connection import Database
@@ -39,6 +40,20 @@ from hyperhive.wire.responses import NEEDS_LOGIN_HINT
 logger = logging.getLogger(__name__)
 
 
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (systemd's soft default is 1,024:
+    every open connection holds one); return the limits now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft != hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            logger.warning("cannot raise the open-files limit from %d to %d: %s", soft, hard, exc)
+    return soft, hard
+
+
 class Hive:
     """Everything the daemon runs, wired together."""
 
@@ -49,8 +64,19 @@ class Hive:
         self.db = Database(settings.broker_db, BROKER_MIGRATIONS)
         self.hub = Hub()
         self.registry = Registry(self.db, self.hub)
-        self.broker = Broker(self.db, self.registry, self.hub)
-        self.questions = QuestionService(self.db, self.broker, self.hub)
+        self.broker = Broker(
+            self.db,
+            self.registry,
+            self.hub,
+            SendLimits(
+                rate_per_second=settings.send_rate_per_second,
+                burst=settings.send_burst,
+                max_unacked_bytes=settings.max_unacked_bytes_per_sender,
+            ),
+        )
+        self.questions = QuestionService(
+            self.db, self.broker, self.hub, settings.max_open_questions_per_agent
+        )
         self.lifecycle = Lifecycle(
             settings,
             self.db,
@@ -83,6 +109,7 @@ class Hive:
             self.dispatcher.handle,
             self._on_close,
             0o660,
+            self.settings.max_connections_per_socket,
             root=self.settings.run_dir,
             staging=paths.socket_staging,
         )
@@ -132,6 +159,9 @@ class Hive:
 
     async def start(self) -> None:
         """Open sockets, reconnect known agents, start the background tasks."""
+        logrepeat.install()
+        soft, _ = raise_fd_limit()
+        logger.info("open-files limit %d", soft)
         released = await self.broker.release_all()
         if released:
             logger.info("%d delivered-but-unacked message(s) will be delivered again", released)
@@ -141,6 +171,7 @@ class Hive:
             self.dispatcher.handle,
             self._on_close,
             0o600,
+            self.settings.max_connections_per_socket,
         )
         await host.start()
         self.sockets[""] = host

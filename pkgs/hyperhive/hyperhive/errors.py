@@ -43,3 +43,10 @@ class Unavailable(HyperhiveError):
     """A dependency (disk, git, a backend) failed; retrying later may work."""
 
     status = 503
+
+
+class LimitExceeded(HyperhiveError):
+    """A per-identity limit (connections, send rate, stored bytes, open questions) is hit;
+    the message names the limit, its setting, and what to do."""
+
+    status = 429

@@ -91,6 +91,37 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a stopping harness or nspawn container gets before SIGKILL.",
     )
+    max_connections_per_socket: int = Field(
+        64,
+        ge=1,
+        description="Open connections one socket (one identity: an agent, the manager, the"
+        " operator's host.sock) may hold; a connection over it gets one err line and is closed.",
+    )
+    send_rate_per_second: float = Field(
+        100.0,
+        gt=0,
+        description="Sustained sends per second per agent sender (token bucket refill); the"
+        " operator and system messages are not limited.",
+    )
+    send_burst: int = Field(
+        1000, ge=1, description="Sends an agent may make at once before the rate applies."
+    )
+    max_unacked_bytes_per_sender: int = Field(
+        64 * 1024 * 1024,
+        ge=256 * 1024,
+        description="Bytes of message bodies a sender may have stored that no recipient has"
+        " acked yet (the operator's unread inbox included); further sends are refused.",
+    )
+    max_open_questions_per_agent: int = Field(
+        20, ge=1, description="Unanswered ask_operator questions one agent may have at once."
+    )
+    dashboard_page_size: int = Field(
+        50,
+        ge=1,
+        le=1000,
+        description="Items per dashboard section (questions, approvals, kept state); the"
+        ' rest is counted ("showing 50 of 2,000"), never sent.',
+    )
     harness: bool = Field(
         False,
         description="Start each agent's harness process on the local backend (scripts/run"

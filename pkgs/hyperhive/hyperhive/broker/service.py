@@ -14,11 +14,12 @@ import logging
 import sqlite3
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 
 from hyperhive.broker import store
 from hyperhive.db.connection import Database
-from hyperhive.errors import Forbidden, NotFound
+from hyperhive.errors import Forbidden, LimitExceeded, NotFound
 from hyperhive.hub import Hub
 from hyperhive.lifecycle.names import BROADCAST, MANAGER, OPERATOR, SYSTEM
 from hyperhive.lifecycle.registry import Registry
@@ -27,14 +28,49 @@ from hyperhive.wire.responses import MessageItem, RecentRow
 
 logger = logging.getLogger(__name__)
 
+MIB = 1024 * 1024
+UNLIMITED_SENDERS = frozenset({OPERATOR, SYSTEM})
+"""Senders no per-sender limit applies to: the operator and the daemon itself."""
+
+
+@dataclass(frozen=True)
+class SendLimits:
+    """Per-sender limits (settings: HYPERHIVE_SEND_RATE_PER_SECOND, HYPERHIVE_SEND_BURST,
+    HYPERHIVE_MAX_UNACKED_BYTES_PER_SENDER)."""
+
+    rate_per_second: float = 100.0
+    burst: int = 1000
+    max_unacked_bytes: int = 64 * MIB
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+def _mib(size: int) -> str:
+    return f"{size / MIB:.1f} MiB"
+
 
 class Broker:
-    """The message service over the broker database."""
+    """The message service over the broker database.
 
-    def __init__(self, db: Database, registry: Registry, hub: Hub) -> None:
+    Per agent sender: a token bucket of sends, and the bytes of its stored messages that
+    no recipient has acked yet (kept in memory: loaded once at start, reserved before each
+    insert, released by acks). The operator's inbox counts too: its messages stay unacked
+    until the operator reads them (`ack` on host.sock).
+    """
+
+    def __init__(
+        self, db: Database, registry: Registry, hub: Hub, limits: SendLimits | None = None
+    ) -> None:
         self._db = db
         self._registry = registry
         self._hub = hub
+        self.limits = limits or SendLimits()
+        self._buckets: dict[str, _Bucket] = {}
+        self._unacked: dict[str, int] = db.read(store.unacked_bytes_by_sender)
         self._versions: dict[str, int] = {}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._background = TaskSet()
@@ -66,6 +102,61 @@ class Broker:
                 " (plus manager and operator); ask the manager to change agent.nix"
             )
 
+    # -- limits ----------------------------------------------------------------------------
+
+    def unacked_bytes(self, sender: str) -> int:
+        """Bytes of `sender`'s stored messages that no recipient has acked yet."""
+        return self._unacked.get(sender, 0)
+
+    def _admit(self, sender: str, to: str, size: int) -> None:
+        """Refuse a send over `sender`'s limits, else take a token and reserve `size`.
+
+        No await here: the check and the reservation are one step on the event loop."""
+        if sender in UNLIMITED_SENDERS:
+            return
+        limits = self.limits
+        held = self._unacked.get(sender, 0)
+        if held + size > limits.max_unacked_bytes:
+            raise LimitExceeded(
+                f"{sender} has {_mib(held)} of sent messages that their recipients have not"
+                f" acked yet (the operator: not read yet), and this send to {to!r} adds"
+                f" {_mib(size)}: the limit is {_mib(limits.max_unacked_bytes)} per sender"
+                " (HYPERHIVE_MAX_UNACKED_BYTES_PER_SENDER). Nothing was stored: wait until"
+                " the recipients recv and ack (the operator reads the inbox), send less, or"
+                " ask the operator to raise the limit"
+            )
+        now = time.monotonic()
+        bucket = self._buckets.get(sender)
+        if bucket is None:
+            bucket = self._buckets[sender] = _Bucket(float(limits.burst), now)
+        bucket.tokens = min(
+            float(limits.burst), bucket.tokens + (now - bucket.at) * limits.rate_per_second
+        )
+        bucket.at = now
+        if bucket.tokens < 1.0:
+            wait = (1.0 - bucket.tokens) / limits.rate_per_second
+            raise LimitExceeded(
+                f"{sender} is sending too fast: {limits.burst} sends at once, then"
+                f" {limits.rate_per_second:g} per second (HYPERHIVE_SEND_RATE_PER_SECOND,"
+                f" HYPERHIVE_SEND_BURST). Nothing was stored: retry in {max(wait, 0.01):.2f} s, or"
+                " batch several messages into one"
+            )
+        bucket.tokens -= 1.0
+        self._unacked[sender] = held + size
+
+    def _unreserve(self, sender: str, size: int) -> None:
+        if sender in UNLIMITED_SENDERS or not size:
+            return
+        left = self._unacked.get(sender, 0) - size
+        if left > 0:
+            self._unacked[sender] = left
+        else:
+            self._unacked.pop(sender, None)
+
+    def _acked(self, released: list[tuple[str, int]]) -> None:
+        for sender, size in released:
+            self._unreserve(sender, size)
+
     # -- sending ---------------------------------------------------------------------------
 
     async def send(
@@ -75,6 +166,8 @@ class Broker:
         recipients = self._resolve_recipients(sender, to)
         broadcast = to == BROADCAST
         now = int(time.time())
+        size = 0 if sender in UNLIMITED_SENDERS else len(body.encode()) * len(recipients)
+        self._admit(sender, to, size)
 
         def insert(conn: sqlite3.Connection) -> list[int]:
             return [
@@ -90,7 +183,11 @@ class Broker:
                 for r in recipients
             ]
 
-        ids = await self._db.write(insert)
+        try:
+            ids = await self._db.write(insert)
+        except BaseException:
+            self._unreserve(sender, size)  # nothing stored
+            raise
         for message_id, recipient in zip(ids, recipients, strict=True):
             self.committed(message_id, sender, recipient, body, now, in_reply_to, broadcast)
         logger.debug("%s -> %s: %d row(s)", sender, to, len(ids))
@@ -204,7 +301,25 @@ class Broker:
     async def ack(self, recipient: str, ids: Sequence[int]) -> int:
         """Ack messages `recipient` received; unknown or foreign ids are ignored."""
         now = int(time.time())
-        return await self._db.write(lambda conn: store.ack(conn, recipient, ids, now))
+        released = await self._db.write(lambda conn: store.ack(conn, recipient, ids, now))
+        self._acked(released)
+        return len(released)
+
+    async def ack_operator(self, ids: Sequence[int]) -> int:
+        """The operator has read these messages of its inbox (they are never popped):
+        mark them delivered and acked, so they count against no sender and the retention
+        sweep deletes them like any acked message. Other ids are ignored."""
+        now = int(time.time())
+        released = await self._db.write(lambda conn: store.ack_inbox(conn, OPERATOR, ids, now))
+        self._acked(released)
+        return len(released)
+
+    async def read_inbox(self, up_to: int | None = None) -> int:
+        """The operator has read its inbox up to message `up_to` (all of it when None)."""
+        now = int(time.time())
+        released = await self._db.write(lambda conn: store.read_all(conn, OPERATOR, up_to, now))
+        self._acked(released)
+        return len(released)
 
     async def release(self, recipient: str, ids: Sequence[int]) -> int:
         """Undo deliveries that were never acked (the reader disconnected)."""

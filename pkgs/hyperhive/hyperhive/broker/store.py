@@ -55,15 +55,59 @@ def pop_undelivered(
     return items
 
 
-def ack(conn: sqlite3.Connection, recipient: str, ids: Sequence[int], now: int) -> int:
-    """Ack delivered messages of `recipient` among `ids`; return how many changed."""
+BODY_BYTES = "length(CAST(body AS BLOB))"
+"""A body's size in bytes as stored (UTF-8)."""
+
+
+def ack(
+    conn: sqlite3.Connection, recipient: str, ids: Sequence[int], now: int
+) -> list[tuple[str, int]]:
+    """Ack delivered messages of `recipient` among `ids`; return (sender, body bytes) of
+    each one that changed."""
     marks = ",".join("?" * len(ids))
-    cur = conn.execute(
+    rows = conn.execute(
         f"UPDATE messages SET acked_at = ? WHERE recipient = ? AND id IN ({marks})"  # noqa: S608
-        " AND delivered_at IS NOT NULL AND acked_at IS NULL",
+        f" AND delivered_at IS NOT NULL AND acked_at IS NULL RETURNING sender, {BODY_BYTES}",
         (now, recipient, *ids),
-    )
-    return cur.rowcount
+    ).fetchall()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def ack_inbox(
+    conn: sqlite3.Connection, recipient: str, ids: Sequence[int], now: int
+) -> list[tuple[str, int]]:
+    """Mark messages of an inbox nobody pops (the operator's) read: delivered and acked at
+    once. Return (sender, body bytes) of each one that changed."""
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        "UPDATE messages SET delivered_at = coalesce(delivered_at, ?), acked_at = ?"  # noqa: S608
+        f" WHERE recipient = ? AND id IN ({marks}) AND acked_at IS NULL"
+        f" RETURNING sender, {BODY_BYTES}",
+        (now, now, recipient, *ids),
+    ).fetchall()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def read_all(
+    conn: sqlite3.Connection, recipient: str, up_to: int | None, now: int
+) -> list[tuple[str, int]]:
+    """`ack_inbox` for every unread message of `recipient` with id <= `up_to` (or all)."""
+    rows = conn.execute(
+        "UPDATE messages SET delivered_at = coalesce(delivered_at, ?), acked_at = ?"  # noqa: S608
+        " WHERE recipient = ? AND acked_at IS NULL AND id <= ?"
+        f" RETURNING sender, {BODY_BYTES}",
+        (now, now, recipient, 2**63 - 1 if up_to is None else up_to),
+    ).fetchall()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def unacked_bytes_by_sender(conn: sqlite3.Connection) -> dict[str, int]:
+    """Bytes of stored, not yet acked message bodies per sender (read once at start)."""
+    rows = conn.execute(
+        f"SELECT sender, sum({BODY_BYTES}) FROM messages WHERE acked_at IS NULL"  # noqa: S608
+        " GROUP BY sender"
+    ).fetchall()
+    return {r[0]: int(r[1]) for r in rows}
 
 
 def release(conn: sqlite3.Connection, recipient: str, ids: Iterable[int]) -> int:
@@ -111,13 +155,35 @@ def _recent_row(r: sqlite3.Row) -> RecentRow:
     )
 
 
-def recent_for(conn: sqlite3.Connection, name: str, limit: int) -> list[RecentRow]:
-    """The latest `limit` messages to or from `name`, oldest first."""
-    rows = conn.execute(
-        "SELECT * FROM (SELECT * FROM messages WHERE recipient = ?"
-        " UNION ALL SELECT * FROM messages WHERE sender = ? AND recipient != ?"
-        " ORDER BY id DESC LIMIT ?) ORDER BY id",
+RECENT_BUDGET = 1024 * 1024
+"""Characters of bodies one `recent` reply carries at most (the newest message always):
+500 rows of 256 KiB would be a 128 MB reply, built in the daemon's memory per request."""
+
+
+def recent_for(
+    conn: sqlite3.Connection, name: str, limit: int, budget: int = RECENT_BUDGET
+) -> list[RecentRow]:
+    """The latest `limit` messages to or from `name`, oldest first, cut (from the oldest)
+    where their bodies pass `budget` characters."""
+    sizes = conn.execute(
+        "SELECT id, length(body) FROM messages WHERE recipient = ?"
+        " UNION ALL SELECT id, length(body) FROM messages WHERE sender = ? AND recipient != ?"
+        " ORDER BY id DESC LIMIT ?",
         (name, name, name, limit),
+    ).fetchall()
+    ids: list[int] = []
+    total = 0
+    for message_id, size in sizes:
+        if ids and total + size > budget:
+            break
+        ids.append(message_id)
+        total += size
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        f"SELECT * FROM messages WHERE id IN ({marks}) ORDER BY id",  # noqa: S608
+        ids,
     ).fetchall()
     return [_recent_row(r) for r in rows]
 

@@ -109,6 +109,11 @@ VERBS: dict[str, tuple[str, list[tuple[str, dict[str, object]]], Build]] = {
         ],
         lambda a: rq.Send(to=a.to, body=a.body),
     ),
+    "read": (
+        "mark the operator's inbox read (frees the senders' unacked-bytes allowance)",
+        [("--up-to", {"type": int, "help": "only messages with ids up to this one"})],
+        lambda a: rq.ReadInbox(up_to=a.up_to),
+    ),
     "pending": ("list pending approvals", [], lambda a: rq.Pending()),
     "approve": (
         "approve a pending approval",

@@ -20,7 +20,7 @@ from aiohttp import web
 from hyperhive import webstatic
 from hyperhive.approvals.store import ApprovalKind
 from hyperhive.dashboard.stream import Fanout
-from hyperhive.dashboard.views import FLOW_LIMIT, Renderer, snapshot
+from hyperhive.dashboard.views import FLOW_LIMIT, Renderer, clip_row, snapshot
 from hyperhive.errors import (
     Conflict,
     InvalidRequest,
@@ -170,7 +170,10 @@ async def history(request: web.Request) -> web.Response:
     """Message flow rows with id > `after` (the latest `limit` of them), oldest first."""
     after = int_param(request, "after", 0, 0, 10**15)
     limit = int_param(request, "limit", FLOW_LIMIT, 1, 1000)
-    rows = [m.model_dump(by_alias=True) for m in request.app[HIVE].broker.recent_all(limit, after)]
+    rows = [
+        clip_row(m.model_dump(by_alias=True))
+        for m in request.app[HIVE].broker.recent_all(limit, after)
+    ]
     return web.json_response({"messages": rows, "html": request.app[RENDERER].items("flow", rows)})
 
 

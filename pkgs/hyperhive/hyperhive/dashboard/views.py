@@ -46,6 +46,9 @@ TRANSIENT = frozenset(
     }
 )
 
+MORE_SORT = "~"
+"""data-sort of a list's "showing N of M" line: after every item (digits and names)."""
+
 LISTS = (
     "banner",
     "containers",
@@ -82,6 +85,15 @@ def readable_body(body: str) -> str:
     if len(body) > BODY_CLIP:
         return f"{body[:BODY_CLIP]}… ({len(body) - BODY_CLIP} more characters)"
     return body
+
+
+def clip_row(row: Json) -> Json:
+    """A message row for the snapshot: its body cut at BODY_CLIP characters, with how many
+    were cut in `clipped` (one 256 KiB body must not make /api/state megabytes)."""
+    body = row.get("body")
+    if isinstance(body, str) and len(body) > BODY_CLIP:
+        return {**row, "body": body[:BODY_CLIP], "clipped": len(body) - BODY_CLIP}
+    return row
 
 
 def version(data: object) -> str:
@@ -129,24 +141,48 @@ def port_conflicts(agents: Iterable[Json], pending: Iterable[Json]) -> list[Json
     ]
 
 
+def page_size(hive: Hive) -> int:
+    """Items per bounded section (HYPERHIVE_DASHBOARD_PAGE_SIZE)."""
+    return hive.settings.dashboard_page_size
+
+
+def more_line(list_name: str, shown: int, total: int) -> Json:
+    """The data of a section's "showing N of M" line."""
+    return {"list": list_name, "shown": shown, "total": total}
+
+
 def snapshot(hive: Hive, recent: RecentMessages) -> Json:
     """Everything the page shows, with the change-feed `seq` it is consistent with.
 
     `seq` is the last change the fan-out has taken in, which may trail the hub by changes
     still queued for it: the rest of the snapshot is read now (newer), and the frames of
     those queued changes are upserts and removals by key, so replaying them is harmless.
+
+    Bounded whatever agents do (issue 13): questions, approvals and kept state hold at
+    most one page each (oldest first: the operator works from the front), `totals` counts
+    them all; the flow and inbox are the latest FLOW_LIMIT / INBOX_LIMIT messages with
+    their bodies clipped.
     """
+    page = page_size(hive)
     records = [r.as_json() for r in hive.registry.all()]
     agents = [live_agent_view(r, hive) for r in records if r["state"] != AgentState.DESTROYED]
     tombstones = [agent_view(r) for r in records if r["state"] == AgentState.DESTROYED]
     approvals = [a.model_dump(by_alias=True) for a in hive.approvals.list_pending()]
+    totals = {
+        "questions": hive.questions.count_open(),
+        "approvals": len(approvals),
+        "tombstones": len(tombstones),
+        "inbox_unread": hive.broker.unread(OPERATOR),
+    }
     return {
         "seq": recent.seq,
         "backend": hive.lifecycle.backend.name,
+        "page_size": page,
+        "totals": totals,
         "agents": agents,
-        "tombstones": tombstones,
-        "questions": [q.model_dump() for q in hive.questions.list_open()],
-        "approvals": approvals,
+        "tombstones": tombstones[:page],
+        "questions": [q.model_dump() for q in hive.questions.list_open(limit=page)],
+        "approvals": approvals[:page],
         "inbox": list(recent.inbox),
         "messages": list(recent.flow),
         "port_conflicts": port_conflicts(agents, approvals),
@@ -164,12 +200,12 @@ class RecentMessages:
         # No await between reading and the caller subscribing: nothing can slip between.
         self.seq = hive.hub.seq
         self.flow: deque[Json] = deque(
-            (m.model_dump(by_alias=True) for m in hive.broker.recent_all(FLOW_LIMIT)),
+            (clip_row(m.model_dump(by_alias=True)) for m in hive.broker.recent_all(FLOW_LIMIT)),
             maxlen=FLOW_LIMIT,
         )
         self.inbox: deque[Json] = deque(
             (
-                m.model_dump(by_alias=True)
+                clip_row(m.model_dump(by_alias=True))
                 for m in hive.broker.recent(OPERATOR, INBOX_LIMIT * 2)
                 if m.recipient == OPERATOR
             ),
@@ -180,9 +216,10 @@ class RecentMessages:
         """Account for one change from the feed."""
         self.seq = change.seq
         if change.kind == "message":
-            self.flow.append(change.data)
-            if change.data.get("to") == OPERATOR:
-                self.inbox.append(change.data)
+            row = clip_row(change.data)
+            self.flow.append(row)
+            if row.get("to") == OPERATOR:
+                self.inbox.append(row)
 
 
 @dataclass(frozen=True)
@@ -225,6 +262,7 @@ class Renderer:
             "flow": module.message,  # type: ignore[attr-defined]
             "recipients": module.recipient,  # type: ignore[attr-defined]
         }
+        self._more: Callable[..., Markup] = module.more  # type: ignore[attr-defined]
 
     def item(self, list_name: str, data: Json) -> str:
         """The HTML of one item of `list_name`."""
@@ -234,15 +272,27 @@ class Renderer:
         """The HTML of a whole list."""
         return "".join(self.item(list_name, data) for data in items)
 
+    def more(self, list_name: str, shown: int, total: int) -> str:
+        """A bounded section's "showing N of M" line ('' when everything is shown)."""
+        if total <= shown:
+            return ""
+        data = more_line(list_name, shown, total)
+        return str(self._more(data, version(data)))
+
+    def paged(self, list_name: str, items: list[Json], total: int) -> str:
+        """A bounded section: its items, then the "showing N of M" line if any."""
+        return self.items(list_name, items) + self.more(list_name, len(items), total)
+
     def lists(self, snap: Json) -> dict[str, str]:
         """Every list of the page, rendered from a snapshot."""
+        totals = snap["totals"]
         return {
             "banner": self.items("banner", snap["port_conflicts"]),
             "containers": self.items("containers", snap["agents"]),
-            "tombstones": self.items("tombstones", snap["tombstones"]),
-            "questions": self.items("questions", snap["questions"]),
+            "tombstones": self.paged("tombstones", snap["tombstones"], totals["tombstones"]),
+            "questions": self.paged("questions", snap["questions"], totals["questions"]),
             "inbox": self.items("inbox", snap["inbox"]),
-            "approvals": self.items("approvals", snap["approvals"]),
+            "approvals": self.paged("approvals", snap["approvals"], totals["approvals"]),
             "flow": self.items("flow", snap["messages"]),
             "recipients": self.items("recipients", snap["agents"]),
         }
@@ -263,17 +313,40 @@ class Renderer:
                     ops.append(Op("inbox", f"m-{data['id']}", self.item("inbox", data)))
                 return ops
             case "question":
-                key = f"q-{data['id']}"
-                open_ = data.get("answered_at") is None
-                return [Op("questions", key, self.item("questions", data) if open_ else None)]
+                return self._question_ops(data, hive)
             case "approval":
-                key = f"a-{data['id']}"
-                pending = data.get("status") == ApprovalStatus.PENDING
-                html = self.item("approvals", data) if pending else None
-                return [Op("approvals", key, html), self._banner(hive)]
+                return [self._approval_ops(data, hive), self._banner(hive)]
             case "agent":
                 return [*self._agent_ops(data, hive), self._banner(hive)]
         return []
+
+    def _question_ops(self, data: Json, hive: Hive) -> list[Op]:
+        """Only the first page of open questions is on the page: a question beyond it
+        changes only the count line; one resolved inside it while more wait lets the next
+        one in (the whole section is sent again, reconciled by key)."""
+        page = page_size(hive)
+        total = hive.questions.count_open()
+        key = f"q-{data['id']}"
+        open_ = data.get("answered_at") is None
+        if total < page or (total == page and open_):
+            # everything fits: the item itself, and no count line
+            item = self.item("questions", data) if open_ else None
+            return [Op("questions", key, item), Op("questions", "more-questions", None)]
+        if open_ and hive.questions.count_open_before(int(data["id"])) >= page:
+            more = self.more("questions", page, total)
+            return [Op("questions", "more-questions", more)]
+        shown = [q.model_dump() for q in hive.questions.list_open(limit=page)]
+        return [Op("questions", None, self.paged("questions", shown, total))]
+
+    def _approval_ops(self, data: Json, hive: Hive) -> Op:
+        key = f"a-{data['id']}"
+        pending = data.get("status") == ApprovalStatus.PENDING
+        page = page_size(hive)
+        approvals = hive.approvals.list_pending()
+        if len(approvals) < page or (len(approvals) == page and pending):
+            return Op("approvals", key, self.item("approvals", data) if pending else None)
+        shown = [a.model_dump(by_alias=True) for a in approvals[:page]]
+        return Op("approvals", None, self.paged("approvals", shown, len(approvals)))
 
     def _agent_ops(self, data: Json, hive: Hive) -> list[Op]:
         key = f"agent-{data['name']}"

@@ -16,7 +16,7 @@ from functools import partial
 from hyperhive.broker import store as broker_store
 from hyperhive.broker.service import Broker
 from hyperhive.db.connection import Database
-from hyperhive.errors import InvalidRequest, NotFound
+from hyperhive.errors import InvalidRequest, LimitExceeded, NotFound
 from hyperhive.hub import Hub
 from hyperhive.lifecycle.names import SYSTEM
 from hyperhive.questions import store
@@ -31,7 +31,10 @@ EXPIRED = "[expired]"
 class QuestionService:
     """Operator questions plus the ttl watchdog."""
 
-    def __init__(self, db: Database, broker: Broker, hub: Hub) -> None:
+    def __init__(
+        self, db: Database, broker: Broker, hub: Hub, max_open_per_agent: int = 20
+    ) -> None:
+        self.max_open_per_agent = max_open_per_agent
         self._db = db
         self._broker = broker
         self._hub = hub
@@ -48,8 +51,17 @@ class QuestionService:
         """Store a question; the ttl watchdog learns its deadline at once."""
         now = int(time.time())
         deadline = None if ttl_seconds is None else now + ttl_seconds
-        question_id = await self._db.write(
-            lambda conn: store.insert_question(
+        limit = self.max_open_per_agent
+
+        def insert(conn: sqlite3.Connection) -> int:
+            # Counted in the same transaction as the insert: concurrent asks cannot pass it.
+            if store.open_count(conn, asker) >= limit:
+                raise LimitExceeded(
+                    f"{asker} already has {limit} unanswered operator questions, the limit"
+                    " (HYPERHIVE_MAX_OPEN_QUESTIONS_PER_AGENT). Nothing was queued: wait for"
+                    " an operator_answered event, or put several questions into one"
+                )
+            return store.insert_question(
                 conn,
                 asker=asker,
                 question=question,
@@ -58,7 +70,8 @@ class QuestionService:
                 now=now,
                 deadline_at=deadline,
             )
-        )
+
+        question_id = await self._db.write(insert)
         self._changed.set()
         self._emit(question_id)
         return question_id
@@ -103,9 +116,17 @@ class QuestionService:
         self._emit(question_id)
         return True
 
-    def list_open(self) -> list[QuestionInfo]:
-        """Unanswered questions."""
-        return self._db.read(store.list_open)
+    def list_open(self, limit: int | None = None) -> list[QuestionInfo]:
+        """Unanswered questions, oldest first (the first `limit` of them)."""
+        return self._db.read(partial(store.list_open, limit=limit))
+
+    def count_open(self) -> int:
+        """How many questions are unanswered."""
+        return self._db.read(store.open_count)
+
+    def count_open_before(self, question_id: int) -> int:
+        """Unanswered questions older than `question_id`."""
+        return self._db.read(lambda conn: store.open_before(conn, question_id))
 
     def _emit(self, question_id: int) -> None:
         info = self._db.read(lambda conn: store.find_question(conn, question_id))

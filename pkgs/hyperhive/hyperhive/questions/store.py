@@ -60,12 +60,36 @@ def find_question(conn: sqlite3.Connection, question_id: int) -> QuestionInfo | 
     return None if row is None else _info(row)
 
 
-def list_open(conn: sqlite3.Connection) -> list[QuestionInfo]:
-    """Unanswered questions, oldest first."""
+def list_open(conn: sqlite3.Connection, limit: int | None = None) -> list[QuestionInfo]:
+    """Unanswered questions, oldest first (the first `limit`, or all)."""
     rows = conn.execute(
-        "SELECT * FROM operator_questions WHERE answered_at IS NULL ORDER BY id"
+        "SELECT * FROM operator_questions WHERE answered_at IS NULL ORDER BY id LIMIT ?",
+        (-1 if limit is None else limit,),
     ).fetchall()
     return [_info(r) for r in rows]
+
+
+def open_count(conn: sqlite3.Connection, asker: str | None = None) -> int:
+    """Unanswered questions (of `asker`, or of everyone)."""
+    if asker is None:
+        row = conn.execute(
+            "SELECT count(*) FROM operator_questions WHERE answered_at IS NULL"
+        ).fetchone()
+    else:
+        row = conn.execute(
+            "SELECT count(*) FROM operator_questions WHERE answered_at IS NULL AND asker = ?",
+            (asker,),
+        ).fetchone()
+    return int(row[0])
+
+
+def open_before(conn: sqlite3.Connection, question_id: int) -> int:
+    """Unanswered questions older than `question_id` (its place on the first page)."""
+    row = conn.execute(
+        "SELECT count(*) FROM operator_questions WHERE answered_at IS NULL AND id < ?",
+        (question_id,),
+    ).fetchone()
+    return int(row[0])
 
 
 def list_expired(conn: sqlite3.Connection, now: int) -> list[int]:

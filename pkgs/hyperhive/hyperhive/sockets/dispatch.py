@@ -71,6 +71,13 @@ class Dispatcher:
                     return Empty()
                 conn.unacked.update(item.id for item in items)
                 return Messages(items=items)
+            case rq.Ack(ids=ids) if conn.identity.kind is SocketKind.HOST:
+                # The operator's inbox is never popped: acking it is marking it read.
+                count = await self.broker.ack_operator(ids)
+                return Ok(message=f"marked {count} operator message(s) read")
+            case rq.ReadInbox(up_to=up_to):
+                count = await self.broker.read_inbox(up_to)
+                return Ok(message=f"marked {count} operator message(s) read")
             case rq.Ack(ids=ids):
                 count = await self.broker.ack(me, ids)
                 conn.unacked.difference_update(ids)

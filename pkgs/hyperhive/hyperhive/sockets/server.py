@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -67,6 +68,82 @@ class Connection:
 Handler = Callable[[Connection, Request], Awaitable[Reply]]
 CloseHook = Callable[[Connection], Awaitable[None]]
 
+BACKLOG = 1024
+ACCEPT_BATCH = 64
+"""Connections taken per wake-up of a listening socket, so one socket cannot hog the loop."""
+RETRY_FIRST = 0.01
+RETRY_MAX = 1.0
+"""Backoff (seconds) of a listener that ran out of descriptors: it stops polling, retries
+after RETRY_FIRST, doubling up to RETRY_MAX, instead of spinning on a ready socket."""
+OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class Listener:
+    """The accept side of one unix socket: callback driven, bounded per wake-up, backing
+    off when the process is out of descriptors. (asyncio's own accept loop, Python 3.11,
+    keeps calling accept() after EMFILE, up to the backlog per wake-up, logging a traceback
+    each time and scheduling a retry each time: the 208 MB log of issue 13.)"""
+
+    def __init__(self, sock: socket.socket, accepted: Callable[[socket.socket], None]) -> None:
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._accepted = accepted
+        self._loop = asyncio.get_running_loop()
+        self._retry: asyncio.TimerHandle | None = None
+        self._delay = RETRY_FIRST
+        self._closed = False
+        self._loop.add_reader(self._fd, self._ready)
+
+    def _ready(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                self._back_off(exc)
+                return
+            self._delay = RETRY_FIRST
+            try:
+                conn.setblocking(False)
+                self._accepted(conn)
+            except Exception:
+                logger.exception("cannot take a connection on %s", self._sock.getsockname())
+                conn.close()
+
+    def _back_off(self, exc: OSError) -> None:
+        if exc.errno in OUT_OF_RESOURCES:
+            logger.error(
+                "cannot accept connections on %s: %s — waiting up to %.0f s between tries;"
+                " raise LimitNOFILE or lower HYPERHIVE_MAX_CONNECTIONS_PER_SOCKET",
+                self._sock.getsockname(),
+                exc.strerror,
+                RETRY_MAX,
+            )
+        else:
+            logger.error("accept on %s failed: %s", self._sock.getsockname(), exc)
+        self._loop.remove_reader(self._fd)
+        self._retry = self._loop.call_later(self._delay, self._resume)
+        self._delay = min(self._delay * 2, RETRY_MAX)
+
+    def _resume(self) -> None:
+        self._retry = None
+        if not self._closed:
+            self._loop.add_reader(self._fd, self._ready)
+
+    def close(self) -> None:
+        """Stop accepting and close the listening socket (synchronously: no fd race)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+        else:
+            self._loop.remove_reader(self._fd)
+        self._sock.close()
+
 
 class SocketServer:
     """Serve one socket: read lines, check the command is allowed here, dispatch."""
@@ -78,6 +155,7 @@ class SocketServer:
         handler: Handler,
         on_close: CloseHook,
         mode: int,
+        max_connections: int = 64,
         *,
         root: Path | None = None,
         staging: Path | None = None,
@@ -96,7 +174,8 @@ class SocketServer:
         self._staging = staging or path.parent
         self._own_staging = staging is not None
         self._inode: int | None = None
-        self._server: asyncio.Server | None = None
+        self.max_connections = max_connections
+        self._server: Listener | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -121,9 +200,9 @@ class SocketServer:
                 sock.bind(temp)
                 os.chmod(temp, self._mode)  # in the daemon-only staging dir
                 self._inode = os.stat(name, dir_fd=src, follow_symlinks=False).st_ino
-                self._server = await asyncio.start_unix_server(
-                    self._serve, sock=sock, limit=MAX_LINE + 1, backlog=1024
-                )
+                sock.listen(BACKLOG)
+                sock.setblocking(False)
+                self._server = Listener(sock, self._accepted)
                 dst = stack.enter_context(safefs.opened_dir(self._root, self.path.parent))
                 os.rename(name, self.path.name, src_dir_fd=src, dst_dir_fd=dst)
                 placed = os.stat(self.path.name, dir_fd=dst, follow_symlinks=False)
@@ -156,6 +235,53 @@ class SocketServer:
             found = os.stat(self.path.name, dir_fd=dst, follow_symlinks=False)
             if found.st_ino == self._inode and stat.S_ISSOCK(found.st_mode):
                 os.unlink(self.path.name, dir_fd=dst)
+
+    @property
+    def open_connections(self) -> int:
+        """Connections being served now."""
+        return len(self._tasks)
+
+    def _accepted(self, sock: socket.socket) -> None:
+        if len(self._tasks) >= self.max_connections:
+            self._refuse(sock)
+            return
+        task = asyncio.get_running_loop().create_task(self._adopt(sock))
+        self._tasks.add(task)  # counted from now on, before it first runs
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """One err line (best effort: never blocks) and close: the identity already holds
+        its share of the daemon's descriptors."""
+        who = self.identity.name
+        line = encode(
+            Err(
+                message=f"too many open connections to {who}'s socket: {self.max_connections}"
+                f" are open, the limit (HYPERHIVE_MAX_CONNECTIONS_PER_SOCKET); close idle"
+                " connections (one is enough: requests on it are answered in order) and"
+                " retry"
+            )
+        )
+        with contextlib.suppress(OSError):
+            sock.send(line)
+        sock.close()
+        logger.warning(
+            "refused a connection to %s's socket: %d open (HYPERHIVE_MAX_CONNECTIONS_PER_SOCKET)",
+            who,
+            self.max_connections,
+        )
+
+    async def _adopt(self, sock: socket.socket) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        try:
+            reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_LINE + 1)
+        except BaseException as exc:
+            sock.close()
+            self._tasks.discard(task)
+            if not isinstance(exc, Exception):
+                raise  # cancelled by stop()
+            logger.error("cannot serve a connection on %s: %s", self.path, exc)
+            return
+        await self._serve(reader, writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -43,6 +43,13 @@ class Ack(_Request):
     ids: list[Id] = Field(min_length=1, max_length=1024)
 
 
+class ReadInbox(_Request):
+    """Mark the operator's inbox read up to message `up_to` (all of it when absent)."""
+
+    cmd: Literal["read_inbox"] = "read_inbox"
+    up_to: Id | None = None
+
+
 class Status(_Request):
     """Count undelivered messages."""
 
@@ -214,6 +221,7 @@ Request = Annotated[
     Send
     | Recv
     | Ack
+    | ReadInbox
     | Status
     | Recent
     | AskOperator
@@ -256,6 +264,8 @@ MANAGER_COMMANDS = AGENT_COMMANDS | {
 HOST_COMMANDS = frozenset(
     {
         "send",
+        "ack",  # marks operator-bound messages read (the operator's inbox is never popped)
+        "read_inbox",
         "recent",
         "spawn",
         "revive",

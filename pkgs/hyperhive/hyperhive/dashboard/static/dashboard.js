@@ -110,11 +110,13 @@ function upsert(list, key, html) {
 function counts() {
   const all = lists();
   for (const c of $$("[data-count]")) {
-    const n = keyed(all[c.dataset.count]).length;
+    const more = all[c.dataset.count].querySelector("[data-total]"); // a bounded section's total
+    const n = more ? +more.dataset.total : keyed(all[c.dataset.count]).length;
     c.textContent = n ? `(${n})` : "";
   }
   // what waits for the operator, visible in the tab strip
-  const waiting = keyed(all.questions).length + keyed(all.approvals).length;
+  const total = (list) => { const m = list.querySelector("[data-total]"); return m ? +m.dataset.total : keyed(list).length; };
+  const waiting = total(all.questions) + total(all.approvals);
   document.title = waiting ? `(${waiting}) hyperhive ◆ hive-c0re` : "hyperhive ◆ hive-c0re";
 }
 
