@@ -30,7 +30,7 @@ def test_badges_and_deployed_sha_show_when_the_record_carries_them() -> None:
         }
     )
     html = renderer.item("containers", flagged)
-    for label in (">stale<", ">needs login<", ">rate-limited<", "@0123456789<"):
+    for label in (">stale<", ">needs login → log in ↗<", ">rate-limited<", "@0123456789<"):
         assert label in html, label
 
 

@@ -124,6 +124,8 @@ def live_agent_view(record: Json, hive: Hive) -> Json:
     lifecycle = hive.lifecycle
     view["deployed_sha"], view["stale"] = lifecycle.deployment(name)
     view["needs_login"] = not lifecycle.logged_in(name)
+    if lifecycle.backend.name == "local":
+        view["container"] = ""  # plain processes: there is no container to name
     return view
 
 

@@ -267,6 +267,15 @@ document.addEventListener("submit", async (e) => {
   }
 });
 
+// ↩ on an inbox message: T4LK to its sender, the cursor in the message field.
+document.addEventListener("click", (e) => {
+  const btn = e.target.closest("button.reply");
+  if (!btn) return;
+  const form = $("form.talk");
+  form.elements.to.value = btn.dataset.to;
+  form.elements.body.focus(); // an explicit click, not a refresh
+});
+
 // -- journald viewer, ttl countdowns, section state, notifications ---------------------------
 
 async function loadLogs(details) {
