@@ -93,3 +93,27 @@ def test_system_events_read_as_words_and_long_bodies_are_clipped() -> None:
     clipped = readable_body("x" * 5000)
     assert clipped.endswith("… (3000 more characters)")
     assert len(clipped) < 2100
+
+
+def test_messages_show_their_id_what_they_reply_to_and_inbox_ones_a_reply_button() -> None:
+    renderer = Renderer()
+    to_operator = {
+        "id": 7,
+        "from": "alice",
+        "to": "operator",
+        "body": "done, see #3",
+        "sent_at": 1,
+        "in_reply_to": 3,
+        "broadcast": False,
+    }
+    html = renderer.item("inbox", to_operator)
+    assert ">#7<" in html
+    assert ">re #3<" in html
+    assert 'class="reply" data-to="alice"' in html
+    to_agent = {**to_operator, "from": "operator", "to": "alice", "in_reply_to": None}
+    flow = renderer.item("flow", to_agent)
+    assert ">#7<" in flow
+    assert "re #" not in flow
+    assert 'class="reply"' not in flow
+    from_system = {**to_operator, "from": "system", "in_reply_to": None}
+    assert 'class="reply"' not in renderer.item("inbox", from_system)
