@@ -232,3 +232,22 @@ async def test_requests_pipelined_behind_a_parked_recv_are_answered_in_order(
         assert [r["kind"] for r in replies] == ["messages", "status", "whoami"]
         assert replies[0]["items"][0]["body"] == "first"
         await client.close()
+
+
+async def test_a_login_retires_the_undelivered_needs_login_it_contradicts(tmp_path: Path) -> None:
+    """The manager must not act on `needs_login` for an agent that has since logged in."""
+    async with running_hive(tmp_path) as hive:
+        await drain(hive.lifecycle.paths("manager").socket)  # type: ignore[arg-type]
+        stale = await hive.broker.system_event("manager", "needs_login", agent="alice")
+        other = await hive.broker.system_event("manager", "needs_login", agent="bob")
+        fresh = await hive.broker.system_event(
+            "manager", "logged_in", supersedes=("needs_login", "logged_in"), agent="alice"
+        )
+        got = await drain(hive.lifecycle.paths("manager").socket)  # type: ignore[arg-type]
+        assert [m["id"] for m in got] == [other, fresh]
+        assert stale not in [m["id"] for m in got]
+        bodies = [json.loads(m["body"]) for m in got]
+        assert bodies == [
+            {"event": "needs_login", "agent": "bob"},
+            {"event": "logged_in", "agent": "alice"},
+        ]

@@ -13,7 +13,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -193,10 +193,31 @@ class Broker:
         logger.debug("%s -> %s: %d row(s)", sender, to, len(ids))
         return ids
 
-    async def system_event(self, recipient: str, event: str, **fields: object) -> int:
-        """Send a `system` message whose body is JSON with an `event` field."""
+    async def system_event(
+        self, recipient: str, event: str, *, supersedes: Iterable[str] = (), **fields: object
+    ) -> int:
+        """Send a `system` message whose body is JSON with an `event` field.
+
+        `supersedes`: event kinds about the same `agent` field that this one makes stale
+        (`logged_in` after `needs_login`); those still undelivered are retired in the same
+        transaction, so the recipient never acts on news that is no longer true.
+        """
         body = json.dumps({"event": event, **fields}, sort_keys=True)
-        return await self._system_message(recipient, body)
+        kinds = tuple(supersedes)
+        agent = fields.get("agent")
+        if not kinds or not isinstance(agent, str):
+            return await self._system_message(recipient, body)
+        now = int(time.time())
+
+        def write(conn: sqlite3.Connection) -> int:
+            store.supersede_events(conn, recipient, kinds, agent, now)
+            return store.insert_message(
+                conn, sender=SYSTEM, recipient=recipient, body=body, now=now
+            )
+
+        message_id = await self._db.write(write)
+        self.committed(message_id, SYSTEM, recipient, body, now)
+        return message_id
 
     async def kick_agent(self, name: str, reason: str) -> int:
         """A plain system note that makes a (re)started agent look at its inbox."""

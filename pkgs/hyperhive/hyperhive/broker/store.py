@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 
@@ -26,6 +27,22 @@ def insert_message(
     )
     assert cur.lastrowid is not None
     return cur.lastrowid
+
+
+def supersede_events(
+    conn: sqlite3.Connection, recipient: str, events: Iterable[str], agent: str, now: int
+) -> int:
+    """Retire undelivered system events about `agent` of the kinds `events` (marked handled,
+    never delivered): a newer event says the opposite. Returns how many."""
+    cur = conn.execute(
+        "UPDATE messages SET delivered_at = ?, acked_at = ?"
+        " WHERE recipient = ? AND sender = 'system' AND delivered_at IS NULL"
+        " AND json_valid(body)"
+        " AND json_extract(body, '$.event') IN (SELECT value FROM json_each(?))"
+        " AND json_extract(body, '$.agent') = ?",
+        (now, now, recipient, json.dumps(sorted(set(events))), agent),
+    )
+    return cur.rowcount
 
 
 def pop_undelivered(

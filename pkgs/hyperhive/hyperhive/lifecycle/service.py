@@ -494,8 +494,12 @@ class Lifecycle:
                 await self._broker.system_event(MANAGER, "needs_login", agent=name)
             return
         if before != now:
+            # The news replaces its opposite still waiting in the manager's inbox.
             await self._broker.system_event(
-                MANAGER, "logged_in" if now else "needs_login", agent=name
+                MANAGER,
+                "logged_in" if now else "needs_login",
+                supersedes=("needs_login", "logged_in"),
+                agent=name,
             )
 
     async def watch_forever(self, on_tick: Callable[[], Awaitable[object]] | None = None) -> None:
