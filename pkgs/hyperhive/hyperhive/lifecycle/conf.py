@@ -25,6 +25,12 @@ NETWORK_VARIABLES = (
     "LOCAL_MAC_ADDRESS",
 )
 
+# The container shares the host's network namespace, so the host's resolver config is the
+# right one. Recent nixpkgs copies /etc/resolv.conf into a container only when its conf
+# says COPY_RESOLV_CONF=1; neither `nixos-container create` nor the module writes it for
+# imperative containers. Older start scripts copy unconditionally and ignore the variable.
+COPY_RESOLV_CONF = "COPY_RESOLV_CONF=1"
+
 _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
 
 
@@ -64,6 +70,8 @@ def rewrite(text: str, binds: Sequence[Bind]) -> str:
             out.append(f"{key}=")
         elif key == "PRIVATE_NETWORK":
             out.append("PRIVATE_NETWORK=0")
+        elif key == "COPY_RESOLV_CONF":
+            out.append(COPY_RESOLV_CONF)
         elif key == "EXTRA_NSPAWN_FLAGS":
             if key not in seen:
                 out.append(extra_nspawn_flags(binds))
@@ -73,6 +81,8 @@ def rewrite(text: str, binds: Sequence[Bind]) -> str:
             seen.add(key)
     if "PRIVATE_NETWORK" not in seen:
         out.append("PRIVATE_NETWORK=0")
+    if "COPY_RESOLV_CONF" not in seen:
+        out.append(COPY_RESOLV_CONF)
     if "EXTRA_NSPAWN_FLAGS" not in seen:
         out.append(extra_nspawn_flags(binds))
     return "\n".join(out) + "\n"
