@@ -55,13 +55,14 @@ let
     let
       linuxTag = kind: match "${kind}_([0-9]+)_([0-9]+)_(.*)" tag;
       archOk = m: m != null && elem (elemAt m 2) manylinuxArches;
+      unknownArch = kind: "${kind} tag for an arch poetry2nix does not know";
     in
     if tag == "any" || tag == "win32" || elem tag legacyManylinux then
       null
     else if match "manylinux.*" tag != null then
-      (if archOk (linuxTag "manylinux") then null else "manylinux tag for an arch poetry2nix does not know")
+      (if archOk (linuxTag "manylinux") then null else unknownArch "manylinux")
     else if match "musllinux.*" tag != null then
-      (if archOk (linuxTag "musllinux") then null else "musllinux tag for an arch poetry2nix does not know")
+      (if archOk (linuxTag "musllinux") then null else unknownArch "musllinux")
     else if match "macosx.*" tag != null then
       (if match "macosx_([0-9]+)_([0-9]+)_(.+)" tag != null then null else "malformed macosx tag")
     else if match "win_.+" tag != null || match "linux_.+" tag != null then

@@ -90,7 +90,9 @@ let
   supportsPythonVersion =
     pkgMeta:
     if pkgMeta ? marker then
-      pyproject-nix.lib.pep508.evalMarkers pep508Env (pyproject-nix.lib.pep508.parseMarkers pkgMeta.marker)
+      pyproject-nix.lib.pep508.evalMarkers pep508Env (
+        pyproject-nix.lib.pep508.parseMarkers pkgMeta.marker
+      )
     else
       poetryLib.checkPythonVersions pyVersion pkgMeta.python-versions;
   partitions = lib.partition supportsPythonVersion poetryLock.package;
