@@ -71,12 +71,22 @@
             mkAgentSystem { inherit identity modules; };
         };
 
+      # Python with the main and dev groups (the project's own packages come from the
+      # working tree, via PYTHONPATH). Main is needed too: the tests import aiohttp,
+      # pydantic, jinja2 and mcp.
       devEnvFor =
         pkgs:
-        (poetry2nix.lib.mkPoetry2Nix { inherit pkgs; }).mkPoetryEnv {
+        let
+          p2n = poetry2nix.lib.mkPoetry2Nix { inherit pkgs; };
+        in
+        p2n.mkPoetryEnv {
           projectDir = ./.;
-          groups = [ "dev" ];
+          groups = [
+            "main"
+            "dev"
+          ];
           preferWheels = true;
+          overrides = (import ./pkgs/hyperhive/poetry-overrides.nix).overrides p2n;
         };
     in
     {

@@ -1,8 +1,10 @@
 # The whole lifecycle on a NixOS host VM with real nixos-containers (SPEC §15):
-# the host boots with services.hyperhive, the manager container hm1nd comes up, an agent
-# is spawned with `hive-c0re spawn`, a message goes operator -> agent -> operator through
-# the broker with a stand-in claude, an apply_commit is approved and deployed, and the
-# agent is destroyed (state kept) and purged (state gone).
+# the host boots with services.hyperhive (and no flakes of its own: the module enables
+# them), the manager container hm1nd comes up, an agent is spawned with
+# `hive-c0re spawn` and resolves a name through the host's resolver, a message goes
+# operator -> agent -> operator through the broker with a stand-in claude, an
+# apply_commit is approved and deployed, and the agent is destroyed (state kept) and
+# purged (state gone).
 #
 # Offline: the VM has no network. Every store path the daemon will need is pre-built
 # here and copied into the VM's store (the agent's system before and after the change,
@@ -72,6 +74,10 @@ let
     ${builtins.readFile ./vm/request-apply-commit.py}
   '';
 
+  # A name only the host's resolver knows (not in any /etc/hosts).
+  apiName = "api.hive.test";
+  apiAddress = "192.0.2.7";
+
   stateDir = "/var/lib/hyperhive";
   config = "${stateDir}/agents/${agentName}/config";
   applied = "${stateDir}/applied/${agentName}";
@@ -105,17 +111,26 @@ pkgs.testers.runNixOSTest {
         ++ flakeSources self;
       };
 
+      # No experimental-features here: the module must enable flakes itself (nixos-container
+      # builds agents with `nix build --flake`), as on a host that never had them.
       nix.settings = {
-        experimental-features = [
-          "nix-command"
-          "flakes"
-        ];
         # No network in the VM: never try a binary cache or the global flake registry.
         substituters = lib.mkForce [ ];
         flake-registry = "";
         # Hard-linking the host store into a build chroot fails inside the VM (as in
         # nixpkgs' containers-imperative test); everything is pre-built anyway.
         sandbox = false;
+      };
+
+      # A resolver on the host that knows one name, so the test can see an agent resolve
+      # through the host's /etc/resolv.conf (COPY_RESOLV_CONF=1 in its conf).
+      services.dnsmasq = {
+        enable = true;
+        resolveLocalQueries = true;
+        settings = {
+          address = [ "/${apiName}/${apiAddress}" ];
+          no-resolv = true;
+        };
       };
 
       environment.systemPackages = [
@@ -135,6 +150,10 @@ pkgs.testers.runNixOSTest {
     host.start()
     host.wait_for_unit("hive-c0re.service")
     host.wait_for_open_port(7000)
+
+    with subtest("the module enabled flakes on a host that had none"):
+        host.succeed("grep -E '^experimental-features = .*flakes' /etc/nix/nix.conf")
+        host.succeed("grep -E '^experimental-features = .*nix-command' /etc/nix/nix.conf")
 
     with subtest("the daemon's directories survive a restart"):
         host.succeed("test -S /run/hyperhive/host.sock")
@@ -159,6 +178,19 @@ pkgs.testers.runNixOSTest {
             host.succeed(f"cmp ${testTemplate}/{name} ${config}/{name}")
         host.succeed("grep -q '\"name\": *\"${agentName}\"' ${applied}/hyperhive-identity.json")
         host.succeed("systemctl show container@h-${agentName}.service -p MemoryMax | grep -qv infinity")
+        # The conf rewrite asks the start script to copy the host's resolver config.
+        host.succeed("grep -qx COPY_RESOLV_CONF=1 /etc/nixos-containers/h-${agentName}.conf")
+
+    with subtest("the agent resolves names through the host's resolver"):
+        host.succeed("getent hosts ${apiName} | grep -q '^${apiAddress} '")
+        host_resolv = host.succeed("cat /etc/resolv.conf")
+        agent_resolv = host.succeed("nixos-container run h-${agentName} -- cat /etc/resolv.conf")
+        assert agent_resolv == host_resolv, (host_resolv, agent_resolv)
+        host.succeed(
+            "nixos-container run h-${agentName} -- getent hosts ${apiName} | grep -q '^${apiAddress} '"
+        )
+
+    with subtest("the agent runs"):
         # Credentials make the harness leave needs-login mode.
         host.succeed("install -D -m 600 ${fakeCredentials} ${stateDir}/agents/${agentName}/claude/.credentials.json")
         host.wait_until_succeeds("curl -sf http://127.0.0.1:${toString port}/api/state", timeout=180)

@@ -29,7 +29,8 @@ runCommand "hyperhive-pytest"
     cp -r --no-preserve=mode,ownership ${src} source
     cd source
     export HOME=$TMPDIR
-    export PYTHONPATH=$PWD/pkgs/hyperhive:$PWD/pkgs/hive-forge
+    # Prepend: the Python setup hooks put hyperhive's dependencies on PYTHONPATH already.
+    export PYTHONPATH="$PWD/pkgs/hyperhive:$PWD/pkgs/hive-forge''${PYTHONPATH:+:$PYTHONPATH}"
     pytest -q -p no:cacheprovider -n auto tests
     touch $out
   ''

@@ -161,33 +161,26 @@ in
       '';
     };
 
-    package = lib.mkOption {
-      type = types.package;
-      default = pkgs.hyperhive;
-      defaultText = lib.literalExpression "pkgs.hyperhive";
-      description = "The hyperhive package providing `hive-ag3nt` and `hive-m1nd`.";
+    package = lib.mkPackageOption pkgs "hyperhive" {
+      extraDescription = "It provides `hive-ag3nt` and `hive-m1nd`.";
     };
 
-    forgePackage = lib.mkOption {
-      type = types.package;
-      default = pkgs.hive-forge;
-      defaultText = lib.literalExpression "pkgs.hive-forge";
-      description = "The `hive-forge` CLI, on every agent's PATH.";
+    forgePackage = lib.mkPackageOption pkgs "hive-forge" {
+      extraDescription = "The `hive-forge` CLI, on every agent's PATH.";
     };
 
-    claudePackage = lib.mkOption {
-      type = types.package;
-      default = pkgs.claude-code;
-      defaultText = lib.literalExpression "pkgs.claude-code (from nixpkgs-unstable)";
-      description = ''
-        The claude CLI the harness runs each turn. The tests put a stand-in here.
+    claudePackage = lib.mkPackageOption pkgs "claude-code" {
+      extraDescription = ''
+        The claude CLI the harness runs each turn (from nixpkgs-unstable, through the
+        claude-unstable overlay). The tests put a stand-in here.
       '';
     };
   };
 
   config = {
-    # nspawn-specific settings key on this; boot.isContainer follows from it (and was
-    # renamed in 25.11, so never set it directly).
+    # Both options exist. isNspawnContainer is the specific one: it implies
+    # boot.isContainer and adds what systemd-nspawn needs (the generic container profile
+    # alone does not), which is what nixos-container runs us in.
     boot.isNspawnContainer = true;
 
     # Each container evaluates its own nixpkgs: the host's allowUnfree does not reach it.
@@ -236,11 +229,13 @@ in
         cfg.forgePackage
         "/run/current-system/sw"
       ];
+      # Escaped: systemd expands %-specifiers in Environment= (MCP server args and env,
+      # pronouns, model names are the agent's own strings).
       environment =
-        hlib.harnessEnvironment {
+        hlib.systemdEnvironment (hlib.harnessEnvironment {
           inherit cfg;
           claudeBin = lib.getExe cfg.claudePackage;
-        }
+        })
         // {
           # No User=: systemd sets no HOME, and claude keeps its credentials and sessions
           # under ~/.claude (the bind-mounted /root/.claude).

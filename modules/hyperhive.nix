@@ -29,13 +29,10 @@ in
   options.services.hyperhive = {
     enable = lib.mkEnableOption "hyperhive, a swarm of Claude Code agents in NixOS containers";
 
-    package = lib.mkOption {
-      type = types.package;
-      default = pkgs.hyperhive;
-      defaultText = lib.literalExpression "pkgs.hyperhive";
-      description = ''
-        The hyperhive package (`hive-c0re`, `hive-ag3nt`, `hive-m1nd`). The flake's module
-        defaults it to the package built from the same flake.
+    package = lib.mkPackageOption pkgs "hyperhive" {
+      extraDescription = ''
+        It provides `hive-c0re`, `hive-ag3nt` and `hive-m1nd`. The flake's module defaults
+        it to the package built from the same flake.
       '';
     };
 
@@ -197,6 +194,17 @@ in
         '';
       }
       {
+        # Before 22.05 NixOS keeps container confs in /etc/containers; the daemon reads
+        # and rewrites /etc/nixos-containers only.
+        assertion = cfg.backend != "nixos" || lib.versionAtLeast config.system.stateVersion "22.05";
+        message = ''
+          services.hyperhive with the nixos backend needs system.stateVersion >= "22.05"
+          (it is "${config.system.stateVersion}"): older state versions keep container
+          configurations in /etc/containers, where hive-c0re does not look. Use the nspawn
+          backend on this host, or migrate the host to a newer stateVersion.
+        '';
+      }
+      {
         assertion = lib.all hlib.isValidAgentName cfg.firewallAgents;
         message = ''
           services.hyperhive.firewallAgents contains an invalid agent name
@@ -232,8 +240,16 @@ in
     environment.systemPackages = [ cfg.package ];
 
     # The nixos backend creates imperative containers; this also installs nixos-container
-    # and the container@ template unit.
-    boot.enableContainers = true;
+    # and the container@ template unit. (The declarative manager container needs no
+    # help: nixpkgs enables containers whenever `containers` is not empty.)
+    boot.enableContainers = lib.mkIf (cfg.backend == "nixos") true;
+
+    # `nixos-container create/update --flake` runs `nix build` on a flake and passes no
+    # --extra-experimental-features: without these in nix.conf every spawn fails.
+    nix.settings.experimental-features = lib.mkIf (cfg.backend == "nixos") [
+      "nix-command"
+      "flakes"
+    ];
 
     systemd.tmpfiles.settings.hyperhive = {
       "${cfg.stateDir}/agents".d = {
@@ -254,12 +270,13 @@ in
         pkgs.git
         "/run/current-system/sw"
       ];
+      # Escaped: systemd expands %-specifiers in Environment= (pronouns, flake refs).
       environment =
-        hlib.daemonEnvironment {
+        hlib.systemdEnvironment (hlib.daemonEnvironment {
           inherit cfg;
           git = "${pkgs.git}/bin/git";
           templateDir = "${cfg.agentTemplateDir}";
-        }
+        })
         // {
           # Builds go through nix-daemon, so they run in its sandbox and not inside this
           # unit's restrictions; as root, nix would otherwise build in-process.

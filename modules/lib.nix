@@ -118,6 +118,11 @@ rec {
     workDir = "/state";
   };
 
+  # systemd expands %-specifiers in Environment= assignments (`%h`, `%n`, ...; a lone
+  # `%` is an error), and NixOS writes `environment` values there verbatim. Doubling
+  # every `%` makes the process see exactly the configured string.
+  systemdEnvironment = builtins.mapAttrs (_: value: builtins.replaceStrings [ "%" ] [ "%%" ] value);
+
   # The daemon's environment (read by hyperhive.settings.Settings). `cfg` is
   # services.hyperhive; `git` and `templateDir` are store paths passed in by the module
   # so this file stays free of nixpkgs.

@@ -7,10 +7,10 @@
   poetry2nix,
 }:
 let
-  inherit (poetry2nix.lib.mkPoetry2Nix { inherit pkgs; }) mkPoetryApplication;
+  p2n = poetry2nix.lib.mkPoetry2Nix { inherit pkgs; };
   root = ../..;
 in
-mkPoetryApplication {
+p2n.mkPoetryApplication {
   projectDir = root;
   # Only what the wheel is built from: a change to docs, tests or Nix files must not
   # rebuild the package (and with it every container).
@@ -26,10 +26,13 @@ mkPoetryApplication {
     ];
   };
   python = python3;
-  # Wheels, not sdists: pydantic-core (Rust) and friends would otherwise need poetry2nix
-  # build overrides matching each locked version; the manylinux wheels exist for both
-  # x86_64-linux and aarch64-linux and poetry2nix patches their ELF files.
+  # Wheels, not sdists: the sdists of pydantic-core, rpds-py and cryptography (Rust) need
+  # build systems poetry2nix has no override for at our locked versions. The lock holds
+  # a manylinux wheel of every compiled package for x86_64 and aarch64 (checked by
+  # checks/poetry-lock.nix), and poetry2nix patches their ELF files.
   preferWheels = true;
+  # poetry2nix's defaults, plus the packages the lock names but Linux never installs.
+  overrides = (import ./poetry-overrides.nix).overrides p2n;
   # The test suite runs as its own flake check (checks.<system>.pytest) with the dev
   # group; the package itself carries only the runtime dependencies.
   checkGroups = [ ];

@@ -8,9 +8,9 @@
 # Contract with hive-c0re (docs/nixos.md, "The agent flake"):
 # - The applied repo also holds hyperhive-identity.json, written by the daemon and
 #   tracked by git (a flake only sees tracked files):
-#     {"name": "alice", "role": "agent", "port": 8342}
-#   role is "agent" or "manager"; optional keys: "system" (default "x86_64-linux") and
-#   "operator_pronouns".
+#     {"name": "alice", "port": 8342, "role": "agent", "system": "x86_64-linux"}
+#   role is "agent" or "manager"; system is the host's (the daemon writes it; a file
+#   without it builds for x86_64-linux); optional key: "operator_pronouns".
 # - The daemon builds `nixosConfigurations.<container>` (h-<name>; hm1nd for the
 #   manager) with `--override-input hyperhive <HYPERHIVE_FLAKE_REF>`, so the url below is
 #   only used when you build this flake by hand.

@@ -147,6 +147,7 @@ async def test_conf_after_create_is_rewritten_for_the_host_network_and_binds(rig
         f"FLAKE={state}/applied/alice",
         # a user namespace: container root is not host root, nor trusted by nix-daemon
         "PRIVATE_USERS=pick",
+        "COPY_RESOLV_CONF=1",
         f'EXTRA_NSPAWN_FLAGS="--bind={run}/agents/alice:/run/hive:idmap'
         f" --bind={state}/agents/alice/claude:/root/.claude:idmap"
         f' --bind={state}/agents/alice/state:/state:idmap"',
@@ -233,7 +234,8 @@ FLAGS = (
 def test_rewrite_of_a_created_conf() -> None:
     assert conf.rewrite(REAL_CREATE_CONF, BINDS) == (
         "PRIVATE_NETWORK=0\nHOST_ADDRESS=\nLOCAL_ADDRESS=\nHOST_BRIDGE=\nHOST_PORT=\n"
-        f"AUTO_START=0\nFLAKE=/var/lib/hyperhive/applied/alice\nPRIVATE_USERS=pick\n{FLAGS}\n"
+        "AUTO_START=0\nFLAKE=/var/lib/hyperhive/applied/alice\nPRIVATE_USERS=pick\n"
+        f"COPY_RESOLV_CONF=1\n{FLAGS}\n"
     )
 
 
@@ -241,7 +243,7 @@ def test_rewrite_of_a_module_conf_clears_every_address_and_keeps_the_rest() -> N
     out = conf.rewrite(REAL_MODULE_CONF, BINDS)
     assert out.splitlines() == [
         "SYSTEM_PATH=/nix/store/wz2h4q-nixos-system-h-alice-25.11",
-        "COPY_RESOLV_CONF=0",
+        "COPY_RESOLV_CONF=1",
         "PRIVATE_NETWORK=0",
         "HOST_ADDRESS=",
         "HOST_ADDRESS6=",
@@ -258,8 +260,18 @@ def test_rewrite_of_a_module_conf_clears_every_address_and_keeps_the_rest() -> N
 
 def test_rewrite_adds_missing_lines() -> None:
     assert conf.rewrite("AUTO_START=1\n", BINDS) == (
-        f"AUTO_START=1\nPRIVATE_NETWORK=0\nPRIVATE_USERS=pick\n{FLAGS}\n"
+        f"AUTO_START=1\nPRIVATE_NETWORK=0\nPRIVATE_USERS=pick\nCOPY_RESOLV_CONF=1\n{FLAGS}\n"
     )
+
+
+@pytest.mark.parametrize("text", [REAL_CREATE_CONF, REAL_MODULE_CONF, "COPY_RESOLV_CONF=0\n"])
+def test_rewrite_makes_the_start_script_copy_the_hosts_resolv_conf(text: str) -> None:
+    # The agent shares the host's network namespace but has no resolver config of its own:
+    # without COPY_RESOLV_CONF=1 current start scripts leave its /etc/resolv.conf empty
+    # and the harness cannot resolve the API host.
+    values = conf.parse(conf.rewrite(text, BINDS))
+    assert values["COPY_RESOLV_CONF"] == "1"
+    assert conf.rewrite(conf.rewrite(text, BINDS), BINDS).count("COPY_RESOLV_CONF") == 1
 
 
 @pytest.mark.parametrize("path", ["/a b", "/a:b", "relative", '/a"b', "/a$b"])

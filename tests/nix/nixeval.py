@@ -40,6 +40,17 @@ def nix_string(value: str) -> str:
     return f"(builtins.fromJSON ''{encoded}'')"
 
 
+# A stand-in poetry2nix: mkPoetryApplication/mkPoetryEnv return their arguments, and
+# `defaultPoetryOverrides.extend overlay` applies the overlay to an empty package set, so
+# a test sees what a build would be asked for (groups, preferWheels, nulled packages).
+STUB_POETRY2NIX_NIX = """{
+  lib.mkPoetry2Nix = { pkgs }: {
+    mkPoetryApplication = args: args;
+    mkPoetryEnv = args: args;
+    defaultPoetryOverrides.extend = overlay: { extended = overlay { } { }; };
+  };
+}"""
+
 # Stand-in flake inputs: enough for the outputs that do not need nixpkgs (lib, templates,
 # module and overlay attribute names). `lib.nixosSystem` returns its arguments so tests
 # can see which modules a system would be built from.
@@ -58,13 +69,14 @@ let
     };
     legacyPackages = genAttrs [ "x86_64-linux" "aarch64-linux" ] stubPkgs;
   };
+  STUB_POETRY2NIX = __STUB_POETRY2NIX__;
   flake = import ./flake.nix;
   outputs = flake.outputs {
     self = outputs // { outPath = toString ./.; };
     inherit nixpkgs;
     nixpkgs-unstable = { };
-    poetry2nix = { };
+    poetry2nix = STUB_POETRY2NIX;
   };
 in
 outputs
-"""
+""".replace("__STUB_POETRY2NIX__", STUB_POETRY2NIX_NIX)

@@ -33,6 +33,19 @@ rec {
     example = true;
     description = "Whether to enable ${what}.";
   };
+  # The shape of nixpkgs' mkPackageOption for `pkgs.<name>` (no nested attribute paths).
+  mkPackageOption =
+    pkgs: name:
+    {
+      extraDescription ? "",
+      ...
+    }:
+    mkOption {
+      type = types.package;
+      default = pkgs.${name};
+      defaultText = literalExpression "pkgs.${name}";
+      description = "The ${name} package to use. " + extraDescription;
+    };
   literalExpression = text: {
     _type = "literalExpression";
     inherit text;
@@ -84,6 +97,7 @@ rec {
     prefix: s:
     if hasPrefix prefix s then substring (stringLength prefix) (stringLength s) s else s;
   optional = cond: x: if cond then [ x ] else [ ];
+  versionAtLeast = v1: v2: builtins.compareVersions v1 v2 >= 0;
   optionalAttrs = cond: attrs: if cond then attrs else { };
   inherit all elem concatMap;
   attrValues = attrs: map (n: attrs.${n}) (attrNames attrs);

@@ -1,4 +1,5 @@
-""".ci/nix-check: fails on a .nix file that does not parse and on a stale flake.lock.
+""".ci/nix-check: fails on a .nix file that does not parse, a poetry.lock poetry2nix cannot
+read and a stale flake.lock.
 
 Each case runs the real script in a throwaway git repository shaped like this one.
 """
@@ -22,21 +23,22 @@ def run_check(repo: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def lock_with_inputs(names: list[str]) -> str:
-    nodes: dict[str, object] = {
-        name: {"locked": {"type": "github"}, "original": {"type": "github"}} for name in names
-    }
-    nodes["root"] = {"inputs": {name: name for name in names}}
-    return json.dumps({"nodes": nodes, "root": "root", "version": 7})
-
-
 @pytest.fixture
 def repo(tmp_path: Path, nix_instantiate: str) -> Path:
-    """A git repository holding this flake.nix, lib.nix and one module."""
+    """A git repository holding this flake.nix, lib.nix, the lock guard and poetry.lock."""
     root = tmp_path / "repo"
-    (root / "modules").mkdir(parents=True)
-    shutil.copy(REPO / "flake.nix", root / "flake.nix")
-    shutil.copy(REPO / "modules" / "lib.nix", root / "modules" / "lib.nix")
+    for path in [
+        "flake.nix",
+        "modules/lib.nix",
+        "checks/poetry-lock.nix",
+        "checks/wheel-names.nix",
+        "pkgs/hyperhive/poetry-overrides.nix",
+        "poetry.lock",
+        "checks/flake-lock.nix",
+        "flake.lock",
+    ]:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / path, root / path)
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     subprocess.run(["git", "-C", str(root), "add", "."], check=True)
     return root
@@ -53,7 +55,7 @@ def test_repository_passes(nix_instantiate: str) -> None:
 def test_clean_copy_passes(repo: Path) -> None:
     result = run_check(repo)
     assert result.returncode == 0, result.stderr
-    assert "parsed 2 .nix files" in result.stdout
+    assert "parsed 6 .nix files" in result.stdout
 
 
 def test_file_that_does_not_parse_fails(repo: Path) -> None:
@@ -70,18 +72,37 @@ def test_untracked_files_are_not_checked(repo: Path) -> None:
     assert run_check(repo).returncode == 0
 
 
-def test_matching_flake_lock_passes(repo: Path) -> None:
-    (repo / "flake.lock").write_text(
-        lock_with_inputs(["poetry2nix", "nixpkgs", "nixpkgs-unstable"])
-    )
+def test_committed_flake_lock_passes(repo: Path) -> None:
     result = run_check(repo)
     assert result.returncode == 0, result.stderr
-    assert "root inputs match" in result.stdout
+    assert "flake.lock fits flake.nix" in result.stdout
 
 
 def test_stale_flake_lock_fails(repo: Path) -> None:
-    (repo / "flake.lock").write_text(lock_with_inputs(["nixpkgs", "flake-utils"]))
+    lock = json.loads((repo / "flake.lock").read_text())
+    lock["nodes"]["root"]["inputs"] = {"nixpkgs": "nixpkgs", "flake-utils": "flake-utils"}
+    (repo / "flake.lock").write_text(json.dumps(lock))
     result = run_check(repo)
     assert result.returncode == 1
     assert "flake.lock is stale" in result.stderr
     assert "nix flake lock" in result.stderr
+
+
+def test_missing_flake_lock_fails(repo: Path) -> None:
+    subprocess.run(["git", "-C", str(repo), "rm", "-q", "--cached", "flake.lock"], check=True)
+    (repo / "flake.lock").unlink()
+    result = run_check(repo)
+    assert result.returncode == 1
+    assert "no flake.lock committed" in result.stderr
+
+
+def test_lock_poetry2nix_cannot_read_fails(repo: Path) -> None:
+    lock = (repo / "poetry.lock").read_text()
+    wheel = "aiohappyeyeballs-2.7.1-py3-none-any.whl"
+    assert wheel in lock
+    bad = "aiohappyeyeballs-2.7.1-cp313-cp313-android_24_arm64_v8a.whl"
+    (repo / "poetry.lock").write_text(lock.replace(wheel, bad))
+    result = run_check(repo)
+    assert result.returncode == 1
+    assert f"{bad}: platform tag `android_24_arm64_v8a`: unknown platform tag" in result.stderr
+    assert "shared/tools/poetry-lock" in result.stderr

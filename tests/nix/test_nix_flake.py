@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from nixeval import REPO, STUB_FLAKE, NixEval
+from nixeval import REPO, STUB_FLAKE, STUB_POETRY2NIX_NIX, NixEval
 
 SYSTEMS = ["aarch64-linux", "x86_64-linux"]
 
@@ -99,3 +99,56 @@ def test_every_tracked_nix_file_parses(nix_instantiate: str) -> None:
             check=False,
         )
         assert result.returncode == 0, f"{path}: {result.stderr}"
+
+
+def test_pytest_check_and_dev_shell_get_main_and_dev_groups(nix_eval: NixEval) -> None:
+    # The tests import aiohttp, pydantic, jinja2 and mcp (main group) and pytest (dev).
+    env = nix_eval(
+        f"""let e = ({STUB_FLAKE}).checks.x86_64-linux.pytest.args.devEnv; in {{
+          inherit (e) groups preferWheels;
+          nulled = e.overrides.extended;
+        }}"""
+    )
+    assert sorted(env["groups"]) == ["dev", "main"]
+    assert env["preferWheels"] is True
+    assert env["nulled"] == {"pywin32": None}
+
+
+def test_package_prefers_wheels_and_nulls_what_linux_never_installs(nix_eval: NixEval) -> None:
+    got = nix_eval(
+        f"""let
+          lib = {{
+            fileset = {{ toSource = x: x; unions = x: x; }};
+            licenses.mit = "mit";
+            platforms.linux = [ ];
+          }};
+          app = import ./pkgs/hyperhive/default.nix {{
+            inherit lib;
+            pkgs = {{ }};
+            python3 = "python3";
+            poetry2nix = {STUB_POETRY2NIX_NIX};
+          }};
+        in {{ inherit (app) preferWheels checkGroups; nulled = app.overrides.extended; }}"""
+    )
+    assert got == {"preferWheels": True, "checkGroups": [], "nulled": {"pywin32": None}}
+
+
+def test_pytest_check_keeps_the_dependencies_on_pythonpath(tmp_path: Path) -> None:
+    # The Python setup hooks put hyperhive's dependencies on PYTHONPATH; the check must
+    # prepend the working tree, not replace them.
+    script = (REPO / "checks" / "pytest.nix").read_text()
+    line = next(x.strip() for x in script.splitlines() if "export PYTHONPATH" in x)
+    line = line.replace("''${", "${")  # the Nix indented-string escape
+    out = subprocess.run(
+        ["bash", "-c", f"{line}; echo $PYTHONPATH"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": "/nix/store/x-aiohttp/site-packages", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert out.split(":") == [
+        f"{tmp_path}/pkgs/hyperhive",
+        f"{tmp_path}/pkgs/hive-forge",
+        "/nix/store/x-aiohttp/site-packages",
+    ]

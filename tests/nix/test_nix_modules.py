@@ -30,8 +30,10 @@ HOST = (
     "settings: import ./tests/nix/eval-module.nix {"
     " modules = [ ./modules/hyperhive.nix ./modules/manager.nix ];"
     f" pkgs = {PKGS};"
-    ' settings = { system.stateVersion = "25.11"; services.hyperhive = {'
-    ' enable = true; flakeRef = "path:/nix/store/0-source"; } // settings; }; }'
+    ' settings = { system.stateVersion = settings._stateVersion or "25.11";'
+    " services.hyperhive = {"
+    ' enable = true; flakeRef = "path:/nix/store/0-source"; }'
+    ' // builtins.removeAttrs settings [ "_stateVersion" ]; }; }'
 )
 
 HARNESS = (
@@ -50,6 +52,7 @@ HOST_VIEW = """
     unit = { inherit (unit) path environment serviceConfig wantedBy; };
     firewall = d.networking.firewall or null;
     enableContainers = d.boot.enableContainers;
+    nixSettings = d.nix.settings or { };
     systemPackages = map (p: p.pname) d.environment.systemPackages;
     tmpfiles = builtins.attrNames (d.systemd.tmpfiles.settings.hyperhive or { })
       ++ builtins.attrNames (d.systemd.tmpfiles.settings.hyperhive-manager or { });
@@ -153,6 +156,67 @@ def test_containers_are_enabled_and_cli_installed(nix_eval: NixEval) -> None:
     assert {"/var/lib/hyperhive/agents", "/var/lib/hyperhive/applied"} <= set(got["tmpfiles"])
 
 
+def test_nixos_backend_enables_flakes_for_nixos_container(nix_eval: NixEval) -> None:
+    # nixos-container runs `nix build --flake` without --extra-experimental-features: a
+    # host without them in nix.conf fails every spawn after a clean switch.
+    features = host(nix_eval)["nixSettings"]["experimental-features"]
+    assert {"nix-command", "flakes"} <= set(features)
+
+
+@pytest.mark.parametrize("backend", ["nspawn", "local"])
+def test_other_backends_leave_containers_and_nix_settings_alone(
+    nix_eval: NixEval, backend: str
+) -> None:
+    got = host(nix_eval, f'{{ backend = "{backend}"; }}')
+    assert got["enableContainers"] is not True  # mkIf false: no definition
+    assert got["nixSettings"].get("experimental-features") in (None, {})
+
+
+def test_state_version_2205_and_later_passes(nix_eval: NixEval) -> None:
+    assert failing(host(nix_eval, '{ _stateVersion = "22.05"; }')["assertions"]) == []
+    # Other backends never look at /etc/nixos-containers.
+    got = host(nix_eval, '{ _stateVersion = "21.11"; backend = "nspawn"; }')
+    assert failing(got["assertions"]) == []
+
+
+def systemd_environment_value(assignment_value: str) -> str:
+    """What a process sees for an Environment= value: systemd turns `%%` into `%`.
+
+    Any other `%x` is a specifier systemd would expand (or reject), so a value still
+    holding one after escaping is a bug this refuses to hide.
+    """
+    out, i = [], 0
+    while i < len(assignment_value):
+        if assignment_value[i] == "%":
+            assert assignment_value[i : i + 2] == "%%", f"unescaped % in {assignment_value!r}"
+            out.append("%")
+            i += 2
+        else:
+            out.append(assignment_value[i])
+            i += 1
+    return "".join(out)
+
+
+def test_percent_in_daemon_environment_reaches_the_daemon_unexpanded(nix_eval: NixEval) -> None:
+    got = host(nix_eval, '{ operatorPronouns = "100%h she/her"; flakeRef = "path:/x%20y"; }')
+    env = got["unit"]["environment"]
+    assert systemd_environment_value(env["HYPERHIVE_OPERATOR_PRONOUNS"]) == "100%h she/her"
+    assert systemd_environment_value(env["HYPERHIVE_FLAKE_REF"]) == "path:/x%20y"
+
+
+def test_percent_in_mcp_servers_reaches_the_harness_unexpanded(nix_eval: NixEval) -> None:
+    got = harness(
+        nix_eval,
+        '{ extraMcpServers.fetch = { command = "/bin/f"; args = [ "--fmt=%n-%%" ];'
+        ' env.RATE = "50%"; }; operatorPronouns = "%u"; }',
+    )
+    env = got["services"]["hive-ag3nt"]["environment"]
+    servers = json.loads(systemd_environment_value(env["HYPERHIVE_EXTRA_MCP_SERVERS"]))
+    assert servers["fetch"]["args"] == ["--fmt=%n-%%"]
+    assert servers["fetch"]["env"] == {"RATE": "50%"}
+    assert systemd_environment_value(env["HYPERHIVE_OPERATOR_PRONOUNS"]) == "%u"
+
+
 def test_firewall_stays_closed_by_default(nix_eval: NixEval) -> None:
     # mkIf false: the module defines nothing under networking.firewall.
     assert host(nix_eval)["firewall"] in (None, {})
@@ -222,8 +286,8 @@ def test_manager_container_is_user_namespaced_with_idmapped_binds(nix_eval: NixE
 
 def test_trusting_every_nix_user_is_refused(nix_eval: NixEval) -> None:
     trusting = HOST.replace(
-        'settings = { system.stateVersion = "25.11";',
-        'settings = { system.stateVersion = "25.11"; nix.settings.trusted-users = [ "*" ];',
+        "settings = { system.stateVersion =",
+        'settings = { nix.settings.trusted-users = [ "*" ]; system.stateVersion =',
     )
     assert trusting != HOST
     got = nix_eval(f"let r = ({trusting}) {{ }}; in {HOST_VIEW}")
@@ -260,6 +324,7 @@ def test_default_host_config_passes_its_assertions(nix_eval: NixEval) -> None:
         ('{ stateDir = "/var/lib/hive/"; }', "services.hyperhive.stateDir"),
         ('{ flakeRef = ""; }', "services.hyperhive.flakeRef"),
         ('{ firewallAgents = [ "Bad_Name" ]; }', "services.hyperhive.firewallAgents"),
+        ('{ _stateVersion = "21.11"; }', "system.stateVersion"),
     ],
 )
 def test_host_assertions_name_the_option(nix_eval: NixEval, settings: str, option: str) -> None:

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hyperhive.lifecycle import repos
 from hyperhive.lifecycle.names import agent_port
 from hyperhive.settings import Settings
 from nixeval import REPO, STUB_FLAKE, NixEval
@@ -148,3 +149,21 @@ def test_fresh_template_without_identity_builds_an_example_agent(
     got = evaluate_agent_flake(nix_eval, repo)
     assert list(got) == ["h-example"]
     assert got["h-example"]["identity"]["hyperhive"]["port"] == agent_port("example")  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("machine", "system"),
+    [("x86_64", "x86_64-linux"), ("aarch64", "aarch64-linux"), ("arm64", "aarch64-linux")],
+)
+def test_daemons_identity_file_builds_the_agent_for_the_hosts_system(
+    nix_eval: NixEval, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, machine: str, system: str
+) -> None:
+    # The identity file exactly as the daemon writes it, on an x86_64 and an aarch64 host:
+    # without a `system` key the flake falls back to x86_64-linux and an aarch64 host
+    # would build (and fail to run) x86_64 agents.
+    monkeypatch.setattr("platform.machine", lambda: machine)
+    repo = tmp_path / "applied"
+    shutil.copytree(TEMPLATE, repo)
+    (repo / repos.IDENTITY_FILE).write_text(repos.identity_text("alice"))
+    got = evaluate_agent_flake(nix_eval, repo)
+    assert got["h-alice"]["identity"]["nixpkgs"] == {"hostPlatform": system}  # type: ignore[index]

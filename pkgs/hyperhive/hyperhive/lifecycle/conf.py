@@ -34,6 +34,11 @@ NETWORK_VARIABLES = (
 
 # The user namespace of every agent container: nspawn picks a free 64K uid range.
 PRIVATE_USERS = "pick"
+# The container shares the host's network namespace, so the host's resolver config is the
+# right one. Recent nixpkgs copies /etc/resolv.conf into a container only when its conf
+# says COPY_RESOLV_CONF=1; neither `nixos-container create` nor the module writes it for
+# imperative containers. Older start scripts copy unconditionally and ignore the variable.
+COPY_RESOLV_CONF = "COPY_RESOLV_CONF=1"
 
 _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
 
@@ -84,6 +89,8 @@ def rewrite(text: str, binds: Sequence[Bind]) -> str:
         elif key == "PRIVATE_USERS":
             if key not in seen:  # one line: a later one would win in the EnvironmentFile
                 out.append(f"PRIVATE_USERS={PRIVATE_USERS}")
+        elif key == "COPY_RESOLV_CONF":
+            out.append(COPY_RESOLV_CONF)
         elif key == "EXTRA_NSPAWN_FLAGS":
             if key not in seen:
                 out.append(extra_nspawn_flags(binds))
@@ -95,6 +102,8 @@ def rewrite(text: str, binds: Sequence[Bind]) -> str:
         out.append("PRIVATE_NETWORK=0")
     if "PRIVATE_USERS" not in seen:
         out.append(f"PRIVATE_USERS={PRIVATE_USERS}")
+    if "COPY_RESOLV_CONF" not in seen:
+        out.append(COPY_RESOLV_CONF)
     if "EXTRA_NSPAWN_FLAGS" not in seen:
         out.append(extra_nspawn_flags(binds))
     return "\n".join(out) + "\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import platform
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -35,10 +36,18 @@ def identity(name: str, operator_pronouns: str | None = None) -> dict[str, objec
         "name": name,
         "role": "manager" if name == MANAGER else "agent",
         "port": agent_port(name),
+        # The agent's nixpkgs.hostPlatform: without it an aarch64 host builds x86_64 agents.
+        "system": host_system(),
     }
     if operator_pronouns:
         ident["operator_pronouns"] = operator_pronouns
     return ident
+
+
+def host_system() -> str:
+    """This host's Nix system string (x86_64-linux, aarch64-linux, ...)."""
+    machine = platform.machine()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine) + "-linux"
 
 
 def identity_text(name: str, operator_pronouns: str | None = None) -> str:

@@ -1,0 +1,25 @@
+# What poetry2nix needs to be told about our poetry.lock, shared by the package
+# (pkgs/hyperhive), the dev shell and the pytest check (flake.nix). Pure Nix: the
+# lock guard (checks/poetry-lock.nix) and tests/nix read `absent` without nixpkgs.
+{
+  # Locked, but never installed on Linux. poetry2nix ignores the markers of a
+  # dependency given as a list of constraints (mcp: `pywin32 = [ {version, markers =
+  # "sys_platform == 'win32' ..."}, ... ]`) and would build these for every platform;
+  # the lock holds no Linux file for them, so evaluation throws "Missing suitable
+  # source/wheel file entry". They become null in the package set, as poetry2nix does
+  # with packages whose own markers exclude the platform.
+  absent = [ "pywin32" ];
+
+  # The override for mkPoetryApplication/mkPoetryEnv: poetry2nix's defaults plus `absent`.
+  overrides =
+    p2n:
+    p2n.defaultPoetryOverrides.extend (
+      _final: _prev:
+      builtins.listToAttrs (
+        map (name: {
+          inherit name;
+          value = null;
+        }) (import ./poetry-overrides.nix).absent
+      )
+    );
+}
