@@ -39,6 +39,7 @@ class Scene:
     spawn_id: int
     commit_id: int
     question_id: int
+    victim: str = VICTIM
 
     @property
     def host(self) -> Path:
@@ -72,7 +73,7 @@ class Scene:
             "queued operator messages": controls.queue.qsize(),
             "login": controls.login.view.as_json(),
             "events": [(e.id, e.kind) for e in store.list_recent(2000)],
-            "page keys": {n: self.key_file(n).read_text() for n in ("manager", VICTIM)},
+            "page keys": {n: self.key_file(n).read_text() for n in ("manager", self.victim)},
         }
 
 
@@ -87,41 +88,54 @@ def _git(repo: Path, *args: str) -> str:
 
 
 @asynccontextmanager
-async def hostile_scene(root: Path, claude_bin: Path, standin: StandIn) -> AsyncIterator[Scene]:
-    """The hive, its dashboard, alice's page, and what the manager queued."""
+async def hostile_scene(
+    root: Path,
+    claude_bin: Path,
+    standin: StandIn,
+    *,
+    victim: str = VICTIM,
+    page_port: int = 0,
+    logged_in: bool = True,
+    login_cmd: str | None = None,
+) -> AsyncIterator[Scene]:
+    """The hive, its dashboard, the victim's page (on `page_port`), what the manager queued."""
     async with running_hive(root / "hive", harness=False) as hive:
         dash = await start_dashboard(hive, port=0)
         hive.dashboard_url = dash.url  # what serve() does: `hive-c0re login` works
         try:
             host = hive.settings.host_socket
-            sock = hive.lifecycle.paths(AgentName(VICTIM)).socket
-            await spawn_quiet(host, sock, VICTIM)
+            sock = hive.lifecycle.paths(AgentName(victim)).socket
+            await spawn_quiet(host, sock, victim)
             assert (await call(host, "spawn", name=TOMBSTONE))["kind"] == "ok"
             assert (await call(host, "destroy", name=TOMBSTONE))["kind"] == "ok"
             manager = hive.lifecycle.paths(AgentName("manager")).socket
             spawn = await call(manager, "request_spawn", name="eve", description="a helper")
             assert spawn["kind"] == "ok", spawn
-            config = hive.lifecycle.paths(AgentName(VICTIM)).config
+            config = hive.lifecycle.paths(AgentName(victim)).config
             (config / "agent.nix").write_text((config / "agent.nix").read_text() + "# pwn\n")
             _git(config, "commit", "-qam", "give alice more")
             sha = _git(config, "rev-parse", "HEAD")
             commit = await call(
-                manager, "request_apply_commit", agent=VICTIM, commit_ref=sha, description="x"
+                manager, "request_apply_commit", agent=victim, commit_ref=sha, description="x"
             )
             assert commit["kind"] == "ok", commit
             question = await call(manager, "ask_operator", question="may I?", options=["yes"])
             assert question["kind"] == "question_queued", question
-            settings = harness_settings(root / VICTIM, VICTIM, sock, claude_bin).model_copy(
+            settings = harness_settings(root / victim, victim, sock, claude_bin).model_copy(
                 update={"web_key_file": sock.parent / KEY_FILE}
             )
+            if login_cmd is not None:
+                settings = settings.model_copy(update={"login_cmd": login_cmd})
             async with running_harness(
-                root / VICTIM, VICTIM, sock, claude_bin, standin, settings
+                root / victim, victim, sock, claude_bin, standin, settings, logged_in=logged_in
             ) as run:
                 page = await serve_app(
-                    create_app(run.harness, inbox_interval=0.5), "127.0.0.1", 0, delays=[]
+                    create_app(run.harness, inbox_interval=0.5), "127.0.0.1", page_port, delays=[]
                 )
                 try:
-                    yield Scene(hive, dash, page, run, spawn["id"], commit["id"], question["id"])
+                    yield Scene(
+                        hive, dash, page, run, spawn["id"], commit["id"], question["id"], victim
+                    )
                 finally:
                     await page.stop()
         finally:
