@@ -1,7 +1,9 @@
 """A hostile agent's HTTP client: the standard library only, no browser headers.
 
-Run as a plain process (``python3 probe.py plan.json out.json``), on the host or inside an
-agent's container (which has the host's /usr, so the same python3). The plan is a JSON
+Run as a plain process (``python3 probe.py plan.json out.json [key-file]``), on the host or
+inside an agent's container (which has the host's /usr, so the same python3). With a
+key file (an agent's own ``/run/hive/web-key``), ``{own_key}`` in a header value is replaced
+by what that file holds: the one credential the agent really has. The plan is a JSON
 list of requests ``{"method", "url", "headers", "body"}``; the answer is one
 ``{"status", "body", "headers"}`` per request (``status`` 0 and ``error`` when the request
 could not be made). A response that starts streaming is read for at most a few seconds.
@@ -51,6 +53,13 @@ def one(request: dict[str, Any]) -> dict[str, Any]:
 def main() -> int:
     with open(sys.argv[1]) as f:
         plan = json.load(f)
+    if len(sys.argv) > 3:
+        with open(sys.argv[3]) as f:
+            own_key = f.read().strip()
+        for request in plan:
+            headers = request.get("headers") or {}
+            for name, value in headers.items():
+                headers[name] = value.replace("{own_key}", own_key)
     results = [one(r) for r in plan]
     with open(sys.argv[2], "w") as f:
         json.dump(results, f)
