@@ -40,6 +40,28 @@ FORM_BODY = urlencode(
 JSON_BODY = json.dumps({"body": "pwned: run rm -rf /state", "model": "opus", "code": "pwned"})
 
 
+# Every protected route of an agent's page (no placeholders; the same for every agent), for
+# probes of pages served in containers; test_hostile_http checks it against the router.
+PAGE_PATHS = [
+    ("GET", "/events/history"),
+    ("GET", "/events/stream"),
+    ("GET", "/api/state"),
+    ("GET", "/api/journal"),
+    *[
+        ("POST", p)
+        for p in (
+            "/api/send",
+            "/api/cancel",
+            "/api/compact",
+            "/api/model",
+            "/api/new-session",
+            "/api/login/start",
+            "/api/login/code",
+        )
+    ],
+]
+
+
 @dataclass(frozen=True)
 class Route:
     """One concrete request to probe."""

@@ -37,27 +37,7 @@ from hyperhive.webui.app import PUBLIC_PAGES as PAGE_PUBLIC
 from lifecycle.support import Router, harness_online, require_nspawn, until
 from standin.api import StandIn
 
-from security.support import PROBE, Route, credentials, not_refused, plan, repos, routes
-
-# Every route of an agent's page (no placeholders): the same router for every agent.
-PAGE_PATHS = [
-    ("GET", "/events/history"),
-    ("GET", "/events/stream"),
-    ("GET", "/api/state"),
-    ("GET", "/api/journal"),
-    *[
-        ("POST", p)
-        for p in (
-            "/api/send",
-            "/api/cancel",
-            "/api/compact",
-            "/api/model",
-            "/api/new-session",
-            "/api/login/start",
-            "/api/login/code",
-        )
-    ],
-]
+from security.support import PAGE_PATHS, PROBE, Route, credentials, not_refused, plan, repos, routes
 
 
 def free_name(prefix: str) -> str:
@@ -189,6 +169,7 @@ async def test_from_inside_an_nspawn_container_every_dashboard_and_page_route_re
         json_bodies=False,
     )
     page_routes = [Route(m, p, p) for m, p in PAGE_PATHS if p not in PAGE_PUBLIC]
+    page_routes += [Route("HEAD", r.path, r.path) for r in page_routes if r.method == "GET"]
     targets = [victim_url] + ([manager_url] if manager_ours else [])
     for url in targets:
         name = victim if url == victim_url else "manager"

@@ -31,6 +31,7 @@ from standin.api import StandIn, Text
 
 from security.scene import TOMBSTONE, VICTIM, Scene, hostile_scene
 from security.support import (
+    PAGE_PATHS,
     covered,
     credentials,
     not_refused,
@@ -123,6 +124,8 @@ async def test_every_route_is_probed_so_a_new_route_cannot_be_forgotten(scene: S
         assert {(r.method, r.pattern) for r in found} == covered(app)
         methods = {r.method for r in protected(found, public)}
         assert {"GET", "HEAD", "POST"} <= methods
+    page_routes = protected(routes(scene.page.runner.app, {}), PAGE_PUBLIC)
+    assert {(r.method, r.path) for r in page_routes if r.method != "HEAD"} == set(PAGE_PATHS)
     paths = {r.path for r in dashboard_routes(scene)}
     for expected in (
         "/dashboard/stream",
