@@ -1,8 +1,8 @@
 """The hostile agent from inside a real nspawn container (docs/security.md).
 
 A real daemon on the nspawn backend spawns the attacker and a victim; the attacker's model
-would run the stdlib probe with its Bash tool; the test runs it in the namespaces of the
-attacker's container (nsenter into its PID 1), which shares the host's loopback. Every
+(scripted on the API stand-in) runs the stdlib probe with its Bash tool, inside its own
+container, which shares the host's loopback. Every
 dashboard route, the victim's page and the manager's page answer 401/403 to every
 credential it holds (its own /run/hive/web-key included); its own page opens with that
 key; nothing changes.
@@ -30,12 +30,11 @@ from hyperhive.dashboard import start_dashboard
 from hyperhive.dashboard.app import PUBLIC_PAGES as DASHBOARD_PUBLIC
 from hyperhive.http import BoundApp
 from hyperhive.lifecycle.names import AgentName
-from hyperhive.lifecycle.nspawn import NspawnBackend
 from hyperhive.ports import MANAGER_PORT, agent_port
 from hyperhive.settings import BackendKind
 from hyperhive.webui.app import PUBLIC_PAGES as PAGE_PUBLIC
 from lifecycle.support import Router, harness_online, require_nspawn, until
-from standin.api import StandIn
+from standin.api import StandIn, Text, ToolCall
 
 from security.support import PAGE_PATHS, PROBE, Route, credentials, not_refused, plan, repos, routes
 
@@ -63,7 +62,9 @@ async def nspawn_hive(
     monkeypatch.setenv("ANTHROPIC_API_KEY", key)
     monkeypatch.setenv("DISABLE_AUTOUPDATER", "1")
     monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-    monkeypatch.setenv("HYPERHIVE_CLAUDE_BIN", str(claude_bin))
+    # Resolved: a claude reached through a symlinked directory is not visible inside the
+    # container (docs/gotchas.md), and its agents would never take a turn.
+    monkeypatch.setenv("HYPERHIVE_CLAUDE_BIN", str(claude_bin.resolve()))
     monkeypatch.setenv("HYPERHIVE_RATE_LIMIT_SLEEP", "1")
     async with running_hive(
         tmp_path, backend=BackendKind.NSPAWN, crash_watch_seconds=0.2, stop_timeout_seconds=5
@@ -87,7 +88,7 @@ async def status_of(url: str, key: str) -> int:
 
 
 def broker_state(hive: Hive, attacker: str) -> dict[str, Any]:
-    """Every broker row but the attacker's own traffic (its turn receives and acks)."""
+    """Every broker row but the attacker's own traffic and message delivery state."""
     conn = sqlite3.connect(f"file:{hive.settings.broker_db}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:
@@ -96,7 +97,13 @@ def broker_state(hive: Hive, attacker: str) -> dict[str, Any]:
         for table in sorted(tables):
             rows = [dict(r) for r in conn.execute(f'SELECT * FROM "{table}" ORDER BY rowid')]
             if table == "messages":
-                rows = [r for r in rows if attacker not in (r.get("sender"), r.get("recipient"))]
+                # Which messages exist, not their delivery: the agents' own turns (boot
+                # kicks, the attacker's probe turn) receive and ack on their own schedule.
+                rows = [
+                    {k: r[k] for k in ("id", "sender", "recipient", "body")}
+                    for r in rows
+                    if attacker not in (r["sender"], r["recipient"])
+                ]
             if table == "sqlite_sequence":
                 continue
             out[table] = rows
@@ -194,34 +201,16 @@ async def test_from_inside_an_nspawn_container_every_dashboard_and_page_route_re
         page_state(hive, victim),
         page_state(hive, "manager"),
     )
-    # Inside the attacker's container: the namespaces of its PID 1 (its harness), root
-    # there, as its Bash tool would run it.
-    backend = hive.lifecycle.backend
-    assert isinstance(backend, NspawnBackend)
-    leader = backend.leader(hive.lifecycle.paths(AgentName(attacker)))
-    assert leader is not None
-    proc = await asyncio.create_subprocess_exec(
-        "nsenter",
-        f"--target={leader}",
-        "--mount",
-        "--uts",
-        "--ipc",
-        "--net",
-        "--pid",
-        "--root",
-        "/usr/bin/python3",
-        "-I",
-        "/state/probe.py",
-        "/state/plan.json",
-        "/state/out.json",
-        "/run/hive/web-key",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    # The attacker's model runs the probe with its Bash tool, inside its own container.
+    command = (
+        "/usr/bin/python3 -I /state/probe.py /state/plan.json /state/out.json /run/hive/web-key"
     )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 600)
-    assert proc.returncode == 0, stderr.decode()
-    assert b"probed" in stdout
+    router.add(attacker, "run the probe", ToolCall("Bash", {"command": command}), Text("done"))
+    sent = await call(host, "send", to=attacker, body="please run the probe now")
+    assert sent["kind"] == "ok", sent
     out = state_dir / "out.json"
+    await until(lambda: out.exists() and out.stat().st_size > 0, 180, "the probe's answers")
+    await until(lambda: router.pending(attacker) == 0, 60, "the attacker's turn")
     results = json.loads(out.read_text())
     labelled = [{**r, "label": q["label"]} for q, r in zip(requests, results, strict=False)]
 
