@@ -93,8 +93,10 @@ async def test_approving_a_spawn_creates_the_agent(
     row = page.locator('[data-key="agent-erin"]')
     await expect(row.locator(".state")).to_have_text("running")
     assert live_dash.hive.registry.get("erin").live
+    # The link carries erin's page key although erin appeared after the page loaded.
+    key = live_dash.hive.credentials.page_key("erin")
     await expect(row.locator("a.webui")).to_have_attribute(
-        "href", f"http://127.0.0.1:{agent_port('erin')}/"
+        "href", f"http://127.0.0.1:{agent_port('erin')}/#key={key}"
     )
 
 

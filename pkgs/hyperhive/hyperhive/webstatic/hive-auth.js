@@ -78,8 +78,9 @@ const hiveAuth = (() => {
         throw new Error("the stream ended");
       } catch (e) {
         if (stopped) return;
+        // No key, or an old one: api() said "logged out"; no reconnect, so no "reconnecting".
+        if (e.status === 401) return;
         if (onDown) onDown(e);
-        if (e.status === 401) return; // no key, or an old one: wait for a login
         setTimeout(run, 1000 + Math.random() * 1000);
       }
     }

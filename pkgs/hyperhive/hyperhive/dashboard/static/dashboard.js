@@ -30,9 +30,14 @@ function fixup(node) {
 
 // A link to an agent's page carries that page's key (and only that one) in its #fragment.
 const pageKeys = new Map();
+const keysAskedFor = new Set(); // an agent that appeared after the last load: ask once more
 function pageLink(a) {
   const k = pageKeys.get(a.dataset.name);
   a.href = `${location.protocol}//${location.hostname}:${a.dataset.port}/${k ? `#key=${k}` : ""}`;
+  if (!k && !keysAskedFor.has(a.dataset.name)) {
+    keysAskedFor.add(a.dataset.name);
+    loadPageKeys().catch(() => {});
+  }
 }
 async function loadPageKeys() {
   const r = await hiveAuth.api("/api/webui-keys");
