@@ -19,7 +19,15 @@ from hyperhive import logtail
 from hyperhive.errors import HyperhiveError
 from hyperhive.lifecycle.names import MANAGER, agent_port
 from hyperhive.lifecycle.paths import AgentPaths
-from hyperhive.lifecycle.repos import AGENT_NIX, AgentConfig, read_agent_nix
+from hyperhive.lifecycle.repos import (
+    AGENT_NIX,
+    AgentConfig,
+    UnsafeFile,
+    bounded_text,
+    load_agent_nix,
+    parse_agent_nix,
+    read_agent_nix,
+)
 from hyperhive.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -145,6 +153,14 @@ def harness_environment(
         "HYPERHIVE_WEB_PORT": str(agent_port(paths.name)),
         "PYTHONUNBUFFERED": "1",
     }
+    if paths.name == MANAGER:
+        # Where the manager finds the proposed repos and the deployed ones: the proposed
+        # tree, never agents/ (no agent's claude/ or state/).
+        if inside:
+            env["HYPERHIVE_AGENTS_DIR"], env["HYPERHIVE_APPLIED_DIR"] = AGENTS_DIR, APPLIED_DIR
+        else:
+            env["HYPERHIVE_AGENTS_DIR"] = str(paths.config.parent)
+            env["HYPERHIVE_APPLIED_DIR"] = str(paths.applied.parent)
     env.update(passed_through(base))
     if config.model:
         env["HIVE_DEFAULT_MODEL"] = config.model
@@ -170,29 +186,34 @@ async def build_from_repo(paths: AgentPaths) -> AgentConfig:
     """The local and nspawn "build": check the applied agent.nix, read what we need from it.
 
     There is no Nix system to build without Nix, but a syntax error is still refused
-    with nix-instantiate's own message when `nix-instantiate` is on PATH.
+    with nix-instantiate's own message when `nix-instantiate` is on PATH. The file is
+    manager-authored: it is read without following a symlink and bounded, and handed to
+    nix-instantiate on stdin, so no error can quote a host file.
     """
-    agent_nix = paths.applied / AGENT_NIX
     if paths.name == MANAGER:
         return AgentConfig()
-    if not agent_nix.is_file():
+    try:
+        source = load_agent_nix(paths.applied)
+    except UnsafeFile as exc:
+        raise BuildFailed(f"{paths.name}: {AGENT_NIX} is refused", exc.message) from exc
+    if source is None:
         raise BuildFailed(
             f"{paths.name}: the applied repo has no {AGENT_NIX}",
-            f"{agent_nix} is missing: commit an agent.nix to the proposed repo",
+            f"{AGENT_NIX} is missing: commit an agent.nix to the proposed repo",
         )
     checker = shutil.which("nix-instantiate")
     if checker is not None:
         proc = await asyncio.create_subprocess_exec(
-            checker, "--store", "dummy://", "--parse", str(agent_nix),
-            stdin=asyncio.subprocess.DEVNULL,
+            checker, "--store", "dummy://", "--parse", "-",
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        _, err = await proc.communicate()
+        _, err = await proc.communicate(source)
         if proc.returncode != 0:
-            tail = "\n".join(err.decode(errors="replace").splitlines()[-TAIL_LINES:])
+            tail = bounded_text(err.decode(errors="replace"), TAIL_LINES)
             raise BuildFailed(f"{paths.name}: {AGENT_NIX} does not parse", tail)
-    return read_agent_nix(agent_nix)
+    return parse_agent_nix(source.decode(errors="replace"))
 
 
 def make_backend(settings: Settings) -> Backend:

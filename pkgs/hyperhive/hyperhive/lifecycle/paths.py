@@ -34,8 +34,12 @@ class AgentPaths:
 
     @property
     def config(self) -> Path:
-        """The proposed config repo (the manager edits it)."""
-        return self.root / "config"
+        """The proposed config repo (the manager edits it): ``<state>/proposed/<name>``.
+
+        Its own tree, outside ``agents/<name>``: the manager's ``/agents`` bind is
+        ``<state>/proposed`` and reaches no agent's claude/ or state/.
+        """
+        return self.applied.parent.parent / "proposed" / self.name
 
     @property
     def claude(self) -> Path:
@@ -59,6 +63,7 @@ class AgentPaths:
 
     def create(self) -> None:
         """Create the durable directories (idempotent)."""
-        for directory in (self.config, self.claude, self.state, self.socket_dir):
+        # Not the proposed repo: only a spawn creates it (repos.seed), and never adopts one.
+        for directory in (self.claude, self.state, self.socket_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self.claude.chmod(0o700)
