@@ -2,9 +2,9 @@
 
 Each agent is a volatile container over the host's /usr (``-D / --volatile=yes``: a tmpfs
 root, the host's /usr read-only) with the SPEC §3 layout bound in: its socket dir at
-/run/hive, its claude dir at /root/.claude, its state at /state (the manager also gets
-/agents and, read-only, /applied). The harness runs as the container's PID 1 and the
-daemon supervises the systemd-nspawn process itself.
+/run/hive, its claude dir at /root/.claude, its state at /state (the manager also
+gets the proposed repos at /agents and, read-only, /applied). The harness runs as the
+container's PID 1 and the daemon supervises the systemd-nspawn process itself.
 
 What the harness needs outside /usr is bound read-only at the same path: the Python
 prefixes (a venv and its base interpreter), every sys.path entry (an editable install),
@@ -85,7 +85,9 @@ def binds_for(settings: Settings, paths: AgentPaths) -> list[Bind]:
         Bind(str(paths.state), STATE_DIR),
     ]
     if paths.name == MANAGER:
-        binds.append(Bind(str(settings.state_dir / "agents"), AGENTS_DIR))
+        # The proposed repos only (their own tree, never agents/: no claude/, no state/),
+        # and what is deployed, read-only.
+        binds.append(Bind(str(settings.state_dir / "proposed"), AGENTS_DIR))
         binds.append(Bind(str(settings.state_dir / "applied"), APPLIED_DIR, read_only=True))
     return binds
 
@@ -204,6 +206,19 @@ class NspawnBackend:
     async def journal(self, paths: AgentPaths, lines: int) -> list[str]:
         """The tail of the container's output (the harness log)."""
         return tail_file(paths.root / "harness.log", lines)
+
+    def stale_binds(self, paths: AgentPaths) -> bool:
+        """Whether the running container was started with other binds than binds_for's
+        (an older daemon's layout): it must be restarted to lose them."""
+        from hyperhive.lifecycle.supervisor import _cmdline
+
+        current = self._supervisor.get(paths.name)
+        if current is None or not current.running():
+            return False
+        argv = _cmdline(current.pid)
+        wanted = {b.flag() for b in binds_for(self._settings, paths)}
+        running = {a for a in argv if a.startswith(("--bind=", "--bind-ro="))}
+        return not wanted <= running
 
     async def close(self) -> None:
         """Stop every container."""
