@@ -148,7 +148,12 @@ def test_containers_are_enabled_and_cli_installed(nix_eval: NixEval) -> None:
     got = host(nix_eval)
     assert got["enableContainers"] is True
     assert got["systemPackages"] == ["hyperhive"]
-    assert {"/var/lib/hyperhive/agents", "/var/lib/hyperhive/applied"} <= set(got["tmpfiles"])
+    dirs = {
+        "/var/lib/hyperhive/agents",
+        "/var/lib/hyperhive/applied",
+        "/var/lib/hyperhive/proposed",
+    }
+    assert dirs <= set(got["tmpfiles"])
 
 
 def test_firewall_stays_closed_by_default(nix_eval: NixEval) -> None:
@@ -179,7 +184,8 @@ def test_manager_container(nix_eval: NixEval) -> None:
     assert hm1nd["privateNetwork"] is False
     assert hm1nd["bindMounts"] == {
         "/run/hive": {"hostPath": "/run/hyperhive/manager", "isReadOnly": False},
-        "/agents": {"hostPath": "/var/lib/hyperhive/agents", "isReadOnly": False},
+        # the proposed repos only: never the agents/ tree (claude/, state/ of every agent)
+        "/agents": {"hostPath": "/var/lib/hyperhive/proposed", "isReadOnly": False},
         "/applied": {"hostPath": "/var/lib/hyperhive/applied", "isReadOnly": True},
         "/root/.claude": {
             "hostPath": "/var/lib/hyperhive/agents/manager/claude",
@@ -203,7 +209,7 @@ def test_manager_follows_state_dir_and_limits(nix_eval: NixEval) -> None:
         nix_eval,
         '{ stateDir = "/var/lib/hive"; agentMemoryMax = "2G"; agentCpuQuota = "50%"; }',
     )
-    assert got["hm1nd"]["bindMounts"]["/agents"]["hostPath"] == "/var/lib/hive/agents"
+    assert got["hm1nd"]["bindMounts"]["/agents"]["hostPath"] == "/var/lib/hive/proposed"
     assert got["hm1ndUnit"]["after"] == ["hive-c0re.service"]
     assert got["hm1ndUnit"]["serviceConfig"] == {"MemoryMax": "2G", "CPUQuota": "50%"}
     assert got["unit"]["serviceConfig"]["StateDirectory"] == "hive"
