@@ -295,6 +295,53 @@ async def test_hooks_and_an_fsmonitor_planted_in_the_proposed_repo_never_run(
     assert not marker.exists(), marker.read_text()
 
 
+def has_commit(repo: Path, sha: str) -> bool:
+    probe = ["git", "-C", str(repo), "cat-file", "-e", f"{sha}^{{commit}}"]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+
+def host_repo(tmp_path: Path) -> tuple[Path, str]:
+    """A git repository elsewhere on the host, with a commit the manager must never get."""
+    repo = tmp_path / "host" / "secret-repo"
+    repo.mkdir(parents=True)
+    (repo / "secret.txt").write_text(SECRET)
+    git(repo, "init", "-q", "-b", "main")
+    return repo, manager_commit(repo, "host secret")
+
+
+@pytest.mark.parametrize("how", ["git-symlink", "gitfile", "alternates", "objects-symlink"])
+async def test_a_proposal_never_reads_another_repository_on_the_host(
+    hive: Hive, tmp_path: Path, how: str
+) -> None:
+    secret_repo, secret_sha = host_repo(tmp_path)
+    repo = await spawned(hive)
+    dot_git = repo / ".git"
+    if how == "git-symlink":
+        shutil.rmtree(dot_git)
+        dot_git.symlink_to(secret_repo / ".git")
+    elif how == "gitfile":
+        shutil.rmtree(dot_git)
+        dot_git.write_text(f"gitdir: {secret_repo / '.git'}\n")
+    elif how == "alternates":
+        (dot_git / "objects" / "info").mkdir(exist_ok=True)
+        (dot_git / "objects" / "info" / "alternates").write_text(
+            f"{secret_repo / '.git' / 'objects'}\n"
+        )
+        (dot_git / "refs" / "heads" / "leak").write_text(secret_sha + "\n")
+    else:
+        shutil.rmtree(dot_git / "objects")
+        (dot_git / "objects").symlink_to(secret_repo / ".git" / "objects")
+        (dot_git / "refs" / "heads" / "leak").write_text(secret_sha + "\n")
+    reply = await call(
+        manager_socket(hive), "request_apply_commit", agent="alice", commit_ref=secret_sha
+    )
+    assert reply["kind"] == "err", reply
+    applied = hive.lifecycle.paths(AgentName("alice")).applied
+    assert not has_commit(applied, secret_sha), "a host repository's commit reached /applied"
+    assert not leaked(reply["message"])
+    assert hive.approvals.list_pending() == []
+
+
 # -- revive: the operator sees what will be deployed ---------------------------------------------
 
 

@@ -399,8 +399,8 @@ SNAPSHOT_CONFIG = "[core]\n\trepositoryformatversion = 0\n\tbare = true\n"
 def snapshot(proposed: Path, dest: Path) -> Path:
     """Copy the refs and objects of the repo at `proposed` into a bare repo at `dest`.
 
-    No symlink is followed (the repo directory, its ``.git``, anything inside), alternates
-    and the repo's own config, hooks and info are left behind, and the size is bounded.
+    No symlink is followed (the repo directory, its ``.git``, anything inside); alternates,
+    the repo's own HEAD, config, hooks and info are left behind; the size is bounded.
     The copy gets a configuration of the daemon's own: git may then run in it.
     """
     name = proposed.name
@@ -421,8 +421,7 @@ def snapshot(proposed: Path, dest: Path) -> Path:
         try:
             dest.mkdir(mode=0o700)
             budget = _Budget()
-            for file in ("HEAD", "packed-refs"):
-                _copy_file(git_fd, file, dest / file, budget)
+            _copy_file(git_fd, "packed-refs", dest / "packed-refs", budget)
             for sub, skip in (("refs", frozenset()), ("objects", frozenset({"info"}))):
                 try:
                     sub_fd = os.open(sub, _NOFOLLOW_DIR, dir_fd=git_fd)
@@ -434,6 +433,8 @@ def snapshot(proposed: Path, dest: Path) -> Path:
                 finally:
                     os.close(sub_fd)
             (dest / "objects" / "pack").mkdir(exist_ok=True)
+            # HEAD and config of the daemon's own (a proposal is named by its sha).
+            (dest / "HEAD").write_text("ref: refs/heads/main\n")
             (dest / "config").write_text(SNAPSHOT_CONFIG)
         finally:
             os.close(git_fd)
