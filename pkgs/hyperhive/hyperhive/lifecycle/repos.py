@@ -21,6 +21,7 @@ content once a commit is approved) are opened without following symlinks, bounde
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
@@ -355,40 +356,66 @@ class _Budget:
             )
 
 
-def _copy_tree(src_fd: int, dest: Path, budget: _Budget, skip: frozenset[str]) -> None:
-    """Copy regular files and directories under `src_fd`; symlinks and the rest skipped."""
+# Content-addressed names: a file already in the mirror under one of them is not copied
+# again (and content that does not match its name is refused by the fetch's index-pack).
+_IMMUTABLE = re.compile(r"[0-9a-f]{38}|pack-[0-9a-f]{40}\.(?:pack|idx|rev)")
+# Optional caches that go stale under the same name: never copied.
+_NOT_COPIED = frozenset({"multi-pack-index", "info"})
+
+
+def _sync_tree(src_fd: int, dest: Path, budget: _Budget, skip: frozenset[str]) -> None:
+    """Make `dest` hold the regular files and directories under `src_fd` (no symlink, FIFO
+    or device is followed or copied); files with a content-addressed name already in
+    `dest` are kept, everything else is copied again; what is gone is removed."""
     dest.mkdir(mode=0o700, exist_ok=True)
+    seen: set[str] = set()
     for entry in os.scandir(src_fd):
-        if entry.name in skip:
+        if entry.name in skip or entry.name.endswith(".bitmap"):
             continue
         if entry.is_dir(follow_symlinks=False):
             try:
                 sub = os.open(entry.name, _NOFOLLOW_DIR, dir_fd=src_fd)
             except OSError:
                 continue  # swapped for a symlink meanwhile
+            seen.add(entry.name)
             try:
-                _copy_tree(sub, dest / entry.name, budget, frozenset())
+                _sync_tree(sub, dest / entry.name, budget, frozenset())
             finally:
                 os.close(sub)
         elif entry.is_file(follow_symlinks=False):
-            _copy_file(src_fd, entry.name, dest / entry.name, budget)
+            seen.add(entry.name)
+            target = dest / entry.name
+            if _IMMUTABLE.fullmatch(entry.name) and target.is_file():
+                budget.spend(target.stat().st_size)
+            else:
+                _copy_file(src_fd, entry.name, target, budget)
+    for old in os.scandir(dest):
+        if old.name not in seen:
+            if old.is_dir(follow_symlinks=False):
+                shutil.rmtree(old.path)
+            else:
+                os.unlink(old.path)
 
 
 def _copy_file(dir_fd: int, name: str, dest: Path, budget: _Budget) -> None:
     try:
         fd = os.open(name, _NOFOLLOW_FILE, dir_fd=dir_fd)
     except OSError:
+        dest.unlink(missing_ok=True)
         return  # swapped for a symlink or removed meanwhile
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
+            dest.unlink(missing_ok=True)
             return
         budget.spend(info.st_size)
-        with dest.open("wb") as out:
+        tmp = dest.with_name(dest.name + ".hive-tmp")
+        with tmp.open("wb") as out:
             left = info.st_size  # a file growing meanwhile is cut at the size it had
             while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
                 left -= len(chunk)
                 out.write(chunk)
+        tmp.replace(dest)
     finally:
         os.close(fd)
 
@@ -397,11 +424,12 @@ SNAPSHOT_CONFIG = "[core]\n\trepositoryformatversion = 0\n\tbare = true\n"
 
 
 def snapshot(proposed: Path, dest: Path) -> Path:
-    """Copy the refs and objects of the repo at `proposed` into a bare repo at `dest`.
+    """Make `dest` a bare repo with the refs and objects of the repo at `proposed`.
 
     No symlink is followed (the repo directory, its ``.git``, anything inside); alternates,
     the repo's own HEAD, config, hooks and info are left behind; the size is bounded.
-    The copy gets a configuration of the daemon's own: git may then run in it.
+    The copy gets a configuration of the daemon's own: git may then run in it. `dest`
+    may be a previous snapshot: it is brought up to date, copying only new objects.
     """
     name = proposed.name
     try:
@@ -419,17 +447,18 @@ def snapshot(proposed: Path, dest: Path) -> Path:
                 " gitfile is refused): keep the repo a plain git repository"
             ) from exc
         try:
-            dest.mkdir(mode=0o700)
+            dest.mkdir(mode=0o700, exist_ok=True)
             budget = _Budget()
             _copy_file(git_fd, "packed-refs", dest / "packed-refs", budget)
-            for sub, skip in (("refs", frozenset()), ("objects", frozenset({"info"}))):
+            for sub, skip in (("refs", frozenset()), ("objects", _NOT_COPIED)):
                 try:
                     sub_fd = os.open(sub, _NOFOLLOW_DIR, dir_fd=git_fd)
                 except OSError:
-                    (dest / sub).mkdir(mode=0o700, exist_ok=True)
+                    shutil.rmtree(dest / sub, ignore_errors=True)
+                    (dest / sub).mkdir(mode=0o700)
                     continue
                 try:
-                    _copy_tree(sub_fd, dest / sub, budget, skip)
+                    _sync_tree(sub_fd, dest / sub, budget, skip)
                 finally:
                     os.close(sub_fd)
             (dest / "objects" / "pack").mkdir(exist_ok=True)
@@ -443,14 +472,23 @@ def snapshot(proposed: Path, dest: Path) -> Path:
     return dest
 
 
+_snapshot_locks: dict[str, asyncio.Lock] = {}
+
+
+def mirror_path(paths: AgentPaths) -> Path:
+    """The agent's persistent snapshot of its proposed repo (daemon-private)."""
+    return scratch_root(_state_dir(paths)) / f"mirror-{paths.name}.git"
+
+
 async def fetch_proposal(git: Git, paths: AgentPaths, ref: str) -> str | None:
     """Resolve commit `ref` of the proposed repo and fetch it into the applied repo.
 
     The full sha, or None if the proposed repo has no such commit. git reads only a
-    private snapshot of the proposed repo, never the repo itself.
+    private snapshot of the proposed repo, never the repo itself. The snapshot is kept
+    between requests (only new objects are copied) and made off the event loop.
     """
-    with scratch(_state_dir(paths), f"snapshot-{paths.name}-") as work:
-        copy = snapshot(paths.config, work / "repo.git")
+    async with _snapshot_locks.setdefault(paths.name, asyncio.Lock()):
+        copy = await asyncio.to_thread(snapshot, paths.config, mirror_path(paths))
         sha = await git.resolve_commit(copy, ref)
         if sha is None:
             return None
@@ -458,6 +496,11 @@ async def fetch_proposal(git: Git, paths: AgentPaths, ref: str) -> str | None:
             paths.applied, "fetch", "-q", "--no-tags", "--no-write-fetch-head", str(copy), sha
         )
     return sha
+
+
+def forget_mirror(paths: AgentPaths) -> None:
+    """Remove the agent's snapshot (purge)."""
+    shutil.rmtree(mirror_path(paths), ignore_errors=True)
 
 
 # -- what a revive deploys -----------------------------------------------------------------------

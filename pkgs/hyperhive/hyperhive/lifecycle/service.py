@@ -483,6 +483,7 @@ class Lifecycle:
                     tree.unlink()  # never removes what a planted link points to
                 else:
                     shutil.rmtree(tree, ignore_errors=True)
+            repos.forget_mirror(paths)
             await self._registry.forget(name)
         logger.info("purged %s", name)
 
