@@ -470,6 +470,8 @@ done
 cat /agents/{name}/agent.nix >/dev/null && echo "read agent.nix"
 echo "# edited by the manager" >> /agents/{name}/agent.nix && echo "wrote agent.nix"
 touch /applied/{name}/x 2>/dev/null && echo "WROTE applied" || echo "applied read-only"
+echo "--- mounts"
+cat /proc/self/mountinfo
 """
 
 
@@ -498,4 +500,11 @@ async def test_the_managers_container_reaches_the_repos_but_no_claude_or_state(
     assert "read agent.nix" in out, out + err
     assert "wrote agent.nix" in out, out + err
     assert "applied read-only" in out, out
+    # nothing of any agent's tree is mounted anywhere in the container: each mount's
+    # source path (mountinfo's 4th field) is checked, not only the paths probed above
+    mounts = [line.split()[3] for line in out.split("--- mounts\n", 1)[1].splitlines()]
+    agents_tree = f"{hive.settings.state_dir.name}/agents"
+    for source in mounts:
+        assert f"{agents_tree}/{name}" not in source, source
+        assert not source.rstrip("/").endswith(agents_tree), source
     assert (agent.config / "agent.nix").read_text().endswith("# edited by the manager\n")
