@@ -508,3 +508,39 @@ async def test_the_managers_container_reaches_the_repos_but_no_claude_or_state(
         assert f"{agents_tree}/{name}" not in source, source
         assert not source.rstrip("/").endswith(agents_tree), source
     assert (agent.config / "agent.nix").read_text().endswith("# edited by the manager\n")
+
+
+async def test_a_manager_running_with_outdated_binds_is_restarted(
+    nspawn_hive: Hive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an upgrade meets: a manager container started with other binds (the old
+    whole-agents/ bind) keeps them until restarted; the daemon's start-up restarts it."""
+    from hyperhive.lifecycle import nspawn
+    from hyperhive.lifecycle.conf import Bind
+
+    hive = nspawn_hive
+    backend = hive.lifecycle.backend
+    assert isinstance(backend, nspawn.NspawnBackend)
+    manager = hive.lifecycle.paths(MANAGER)
+    await until(lambda: backend.leader(manager), 30, "manager leader")
+    assert not backend.stale_binds(manager)
+    before = backend._supervisor.get(MANAGER)
+    assert before is not None
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    current = nspawn.binds_for
+
+    def wanted(settings: Any, paths: Any) -> list[Bind]:
+        binds = current(settings, paths)
+        if paths.name == MANAGER:
+            binds.append(Bind(str(extra), "/extra", read_only=True))
+        return binds
+
+    monkeypatch.setattr(nspawn, "binds_for", wanted)
+    assert backend.stale_binds(manager)
+    await hive.lifecycle.ensure_manager()
+    after = backend._supervisor.get(MANAGER)
+    assert after is not None
+    assert after.pid != before.pid
+    assert not backend.stale_binds(manager)
+    assert hive.registry.get(MANAGER).state == "running"
