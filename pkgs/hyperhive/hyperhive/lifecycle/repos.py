@@ -7,10 +7,11 @@ manager sees ``/agents/<name>/agent.nix`` and nothing of any agent's ``claude/``
 
 Seeding (SPEC §8, docs/nixos.md "The agent flake"): the daemon builds the applied repo
 itself from the agent template plus ``hyperhive-identity.json`` in one initial commit, in a
-private scratch directory, and renames it into place; the proposed repo is a copying clone
-of it (``--no-local``: no object file is shared with the applied repo), renamed into
-place the same way. A proposed repo the daemon did not create is never adopted: the
-applied repo, in a tree only the daemon writes, is the record of what it created.
+private scratch directory, and renames it into place; the proposed repo is a copy of it
+(or, to recreate a deleted one, a ``--no-local`` clone: no object file is shared with the
+applied repo), renamed into place the same way. A proposed repo the daemon did not
+create is never adopted: the applied repo, in a tree only the daemon writes, is the
+record of what it created.
 
 Everything under the proposed tree is hostile (docs/security.md, "The manager's reach and
 the config repos"): git never runs inside it. A proposal is read from a snapshot: the
@@ -302,7 +303,15 @@ async def seed(git: Git, paths: AgentPaths, template: Path, pronouns: str | None
             await git.run(
                 repo, "commit", "-q", "-m", f"hive-c0re: seed {paths.name} from the template"
             )
+            fresh_copy = None
+            if not lexists(paths.config):
+                # The proposed repo: a plain copy of this fresh one (no shared inode).
+                fresh_copy = work / "proposed"
+                shutil.copytree(repo, fresh_copy, symlinks=True)
             os.rename(repo, paths.applied)
+            if fresh_copy is not None:
+                paths.config.parent.mkdir(parents=True, exist_ok=True)
+                _rename_noreplace(fresh_copy, paths.config, paths.name)
         created = True
     if not lexists(paths.config):
         paths.config.parent.mkdir(parents=True, exist_ok=True)
