@@ -342,6 +342,36 @@ async def test_a_proposal_never_reads_another_repository_on_the_host(
     assert hive.approvals.list_pending() == []
 
 
+def object_inodes(repo: Path) -> dict[str, tuple[int, int]]:
+    objects = repo / ".git" / "objects"
+    return {
+        str(p.relative_to(objects)): (p.stat().st_ino, p.stat().st_nlink)
+        for p in objects.rglob("*")
+        if p.is_file()
+    }
+
+
+async def test_the_proposed_repo_shares_no_object_file_with_the_applied_one(hive: Hive) -> None:
+    """An object file shared with the applied repo could be rewritten in place through
+    /agents; neither a fresh seed nor a recreated proposed repo shares one."""
+    repo = await spawned(hive)
+    applied = hive.lifecycle.paths(AgentName("alice")).applied
+    for _ in range(2):
+        proposed_objects = object_inodes(repo)
+        applied_objects = object_inodes(applied)
+        assert proposed_objects, "the proposed repo has objects"
+        assert all(nlink == 1 for _, nlink in proposed_objects.values())
+        shared = {ino for ino, _ in proposed_objects.values()} & {
+            ino for ino, _ in applied_objects.values()
+        }
+        assert shared == set()
+        # the manager deletes its repo: a rebuild recreates it from the applied one
+        shutil.rmtree(repo)
+        reply = await call(hive.settings.host_socket, "rebuild", name="alice")
+        assert reply["kind"] == "ok", reply
+        assert git(repo, "rev-parse", "main") == git(applied, "rev-parse", "main")
+
+
 # -- revive: the operator sees what will be deployed ---------------------------------------------
 
 
