@@ -171,22 +171,24 @@ class Lifecycle:
         self._logged_in[MANAGER] = self.logged_in(MANAGER)
         if record.state is AgentState.STOPPED:
             return
-        try:
-            running = await self.backend.adopt(paths)
-            stale = getattr(self.backend, "stale_binds", None)
-            if running and stale is not None and stale(paths):
-                # A manager left running by an older daemon still has the old /agents bind
-                # (the whole agents/ tree): restart it with the current binds.
-                logger.warning("the running manager has outdated bind mounts; restarting it")
-                await self.backend.stop(paths)
-                running = False
-            if not running:
-                await self.backend.start(paths)
-        except Exception:
-            logger.exception("the manager could not be started")
-            await self._registry.set_state(MANAGER, AgentState.FAILED)
-            return
-        await self._registry.set_state(MANAGER, AgentState.RUNNING)
+        # The lock: crash_watch must not take a restart below for a crash.
+        async with self._lock(MANAGER):
+            try:
+                running = await self.backend.adopt(paths)
+                stale = getattr(self.backend, "stale_binds", None)
+                if running and stale is not None and stale(paths):
+                    # A manager left running by an older daemon still has the old /agents
+                    # bind (the whole agents/ tree): restart it with the current binds.
+                    logger.warning("the running manager has outdated bind mounts; restarting")
+                    await self.backend.stop(paths)
+                    running = False
+                if not running:
+                    await self.backend.start(paths)
+            except Exception:
+                logger.exception("the manager could not be started")
+                await self._registry.set_state(MANAGER, AgentState.FAILED)
+                return
+            await self._registry.set_state(MANAGER, AgentState.RUNNING)
 
     async def reconnect_all(self) -> None:
         """At startup: reconcile the agent table with what really runs.
