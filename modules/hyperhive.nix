@@ -41,7 +41,7 @@ in
       default = "/var/lib/hyperhive";
       example = "/var/lib/hive";
       description = ''
-        Durable state: broker.sqlite, agents/<name>/{config,claude,state}, applied/<name>.
+        Durable state: broker.sqlite, agents/<name>/{claude,state}, proposed/<name>, applied/<name>.
         Must be below /var/lib (it is the unit's StateDirectory).
       '';
     };
@@ -256,6 +256,10 @@ in
         mode = "0700";
       };
       "${cfg.stateDir}/applied".d = {
+        mode = "0700";
+      };
+      # The proposed repos (the manager's /agents): a bind source of hm1nd.
+      "${cfg.stateDir}/proposed".d = {
         mode = "0700";
       };
     };

@@ -3,7 +3,9 @@
 #
 # Bind mounts (SPEC §3), host -> container:
 #   /run/hyperhive/manager            -> /run/hive      its broker socket only
-#   <stateDir>/agents                 -> /agents        RW: every agent's proposed repo
+#   <stateDir>/proposed               -> /agents        RW: the proposed repos only
+#                                                       (/agents/<name>/agent.nix); no
+#                                                       agent's claude/ or state/
 #   <stateDir>/applied                -> /applied       RO: what is deployed
 #   <stateDir>/agents/manager/claude  -> /root/.claude  its Claude credentials
 #   <stateDir>/agents/manager/state   -> /state         its notes and events db
@@ -71,9 +73,6 @@ in
       "${managerRoot}/state".d = {
         mode = "0700";
       };
-      "${managerRoot}/config".d = {
-        mode = "0700";
-      };
       # hive-c0re creates it too; tmpfiles makes it exist before either unit starts, so
       # the bind source is there even on the very first boot.
       "/run/hyperhive/manager".d = {
@@ -100,7 +99,9 @@ in
           isReadOnly = false;
         };
         "/agents" = {
-          hostPath = "${cfg.stateDir}/agents";
+          # The proposed repos' own tree (hive-c0re moves an older layout's
+          # agents/<name>/config here at start-up), never the agents/ tree.
+          hostPath = "${cfg.stateDir}/proposed";
           isReadOnly = false;
         };
         "/applied" = {

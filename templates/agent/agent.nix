@@ -1,5 +1,5 @@
 # This agent's NixOS configuration: a plain NixOS module, the entry point the manager
-# edits (in /agents/<name>/config) and the operator approves, one commit at a time.
+# edits (in /agents/<name>) and the operator approves, one commit at a time.
 #
 # hyperhive's harness-base is imported next to it and already provides the harness,
 # claude, git and hive-forge. Everything here ends up inside this agent's container only.

@@ -280,11 +280,6 @@ async def test_a_symlinked_credentials_file_is_not_a_login(
     local_rig.host_untouched()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="repos.ensure_identity reads and writes the applied identity file by path;"
-    " repos.py belongs to the proposed-repos change of issue 13, which fixes it",
-)
 async def test_a_committed_identity_file_link_is_not_written_through_on_rebuild(
     local_rig: Rig,
 ) -> None:
@@ -309,7 +304,7 @@ async def test_a_symlinked_agent_nix_is_refused_without_reading_its_target(
     text = f"{failed.value} {failed.value.tail}"
     assert "SECRET-HOST-LINE" not in text
     assert "root:x" not in text
-    assert "not a regular file" in text
+    assert "is a symlink" in text
     local_rig.host_untouched()
 
 

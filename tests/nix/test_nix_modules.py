@@ -153,7 +153,12 @@ def test_containers_are_enabled_and_cli_installed(nix_eval: NixEval) -> None:
     got = host(nix_eval)
     assert got["enableContainers"] is True
     assert got["systemPackages"] == ["hyperhive"]
-    assert {"/var/lib/hyperhive/agents", "/var/lib/hyperhive/applied"} <= set(got["tmpfiles"])
+    dirs = {
+        "/var/lib/hyperhive/agents",
+        "/var/lib/hyperhive/applied",
+        "/var/lib/hyperhive/proposed",
+    }
+    assert dirs <= set(got["tmpfiles"])
 
 
 def test_nixos_backend_enables_flakes_for_nixos_container(nix_eval: NixEval) -> None:
@@ -248,7 +253,8 @@ def test_manager_container(nix_eval: NixEval) -> None:
         for k, v in hm1nd["bindMounts"].items()
     } == {
         "/run/hive": {"hostPath": "/run/hyperhive/manager", "isReadOnly": False},
-        "/agents": {"hostPath": "/var/lib/hyperhive/agents", "isReadOnly": False},
+        # the proposed repos only: never the agents/ tree (claude/, state/ of every agent)
+        "/agents": {"hostPath": "/var/lib/hyperhive/proposed", "isReadOnly": False},
         "/applied": {"hostPath": "/var/lib/hyperhive/applied", "isReadOnly": True},
         "/root/.claude": {
             "hostPath": "/var/lib/hyperhive/agents/manager/claude",
@@ -280,7 +286,7 @@ def test_manager_container_is_user_namespaced_with_idmapped_binds(nix_eval: NixE
         "--bind=/run/hyperhive/manager:/run/hive:idmap",
         "--bind=/var/lib/hyperhive/agents/manager/claude:/root/.claude:idmap",
         "--bind=/var/lib/hyperhive/agents/manager/state:/state:idmap",
-        "--bind=/var/lib/hyperhive/agents:/agents:idmap",
+        "--bind=/var/lib/hyperhive/proposed:/agents:idmap",
     ]
 
 
@@ -300,7 +306,7 @@ def test_manager_follows_state_dir_and_limits(nix_eval: NixEval) -> None:
         nix_eval,
         '{ stateDir = "/var/lib/hive"; agentMemoryMax = "2G"; agentCpuQuota = "50%"; }',
     )
-    assert got["hm1nd"]["bindMounts"]["/agents"]["hostPath"] == "/var/lib/hive/agents"
+    assert got["hm1nd"]["bindMounts"]["/agents"]["hostPath"] == "/var/lib/hive/proposed"
     assert got["hm1ndUnit"]["after"] == ["hive-c0re.service"]
     assert got["hm1ndUnit"]["serviceConfig"] == {"MemoryMax": "2G", "CPUQuota": "50%"}
     assert got["unit"]["serviceConfig"]["StateDirectory"] == "hive"

@@ -140,7 +140,7 @@ async def test_from_inside_an_nspawn_container_every_dashboard_and_page_route_re
         reply = await call(host, "spawn", name=name)
         assert reply["kind"] == "ok", reply
     for name in (attacker, victim):
-        log = hive.lifecycle.paths(AgentName(name)).root / "harness.log"
+        log = hive.lifecycle.paths(AgentName(name)).harness_log
         await until(lambda log=log, name=name: harness_online(log, name), 60, f"{name} online")
     creds = hive.credentials
     victim_url = f"http://127.0.0.1:{agent_port(victim)}"

@@ -175,6 +175,7 @@ class Hive:
         )
         await host.start()
         self.sockets[""] = host
+        self.lifecycle.migrate_layout()
         await self.lifecycle.ensure_manager()
         await self.lifecycle.reconnect_all()
         await self.approvals.reap_orphans()

@@ -24,7 +24,8 @@ class Settings(BaseSettings):
 
     state_dir: Path = Field(
         Path("/var/lib/hyperhive"),
-        description="Durable state: broker.sqlite, agents/<name>/{config,claude,state}, applied/.",
+        description="Durable state: broker.sqlite, agents/<name>/{claude,state}, proposed/,"
+        " applied/.",
     )
     run_dir: Path = Field(
         Path("/run/hyperhive"),
@@ -200,6 +201,13 @@ class HarnessSettings(BaseSettings):
     )
     work_dir: Path | None = Field(
         None, description="claude's working directory; default state_dir."
+    )
+    agents_dir: Path = Field(
+        Path("/agents"),
+        description="Manager only: the proposed config repos, one per agent (<dir>/<name>).",
+    )
+    applied_dir: Path = Field(
+        Path("/applied"), description="Manager only: the deployed (applied) repos, read-only."
     )
     web_host: str = Field("127.0.0.1", description="Per-agent web UI bind address.")
     web_port: int = Field(0, ge=0, le=65535, description="Per-agent web UI port (0: from name).")

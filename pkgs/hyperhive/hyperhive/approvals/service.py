@@ -34,6 +34,7 @@ from hyperhive.broker.service import Broker
 from hyperhive.db.connection import Database
 from hyperhive.errors import Conflict, HyperhiveError, InvalidRequest, NotFound
 from hyperhive.hub import Hub
+from hyperhive.lifecycle import repos
 from hyperhive.lifecycle import store as agent_store
 from hyperhive.lifecycle.backends import TAIL_LINES, BuildFailed
 from hyperhive.lifecycle.git import SHA_RE, GitError
@@ -78,8 +79,17 @@ class Approvals:
         return info
 
     async def diff(self, approval_id: int) -> str:
-        """Unified diff from what is deployed now to the approval's commit ("" for spawns)."""
+        """What the approval deploys, as a unified diff.
+
+        apply_commit: from what is deployed now to the approval's commit. spawn: "" for a
+        fresh agent (the template itself); for a revive, from the template to the kept
+        applied commit it redeploys (pinned at request time in fetched_sha).
+        """
         info = self.get(approval_id)
+        if info.kind_ == ApprovalKind.SPAWN:
+            if not info.fetched_sha:
+                return ""
+            return await self._lifecycle.revive_diff(info.agent, info.fetched_sha)
         if info.kind_ != ApprovalKind.APPLY_COMMIT or not info.fetched_sha:
             return ""
         applied = self._lifecycle.paths(validate_name(info.agent)).applied
@@ -124,10 +134,19 @@ class Approvals:
         for pending in self.list_pending():
             if pending.agent == name and pending.kind_ == ApprovalKind.SPAWN:
                 raise Conflict(f"a spawn of {name!r} is already pending (approval #{pending.id})")
+        repos.check_adoptable(self._lifecycle.paths(name))
+        # A revive redeploys the kept applied repo: pin its commit, so the operator's diff
+        # (template -> that commit) is exactly what an approval deploys.
+        kept = await self._lifecycle.kept_head(name)
         now = int(time.time())
         approval_id = await self._db.write(
             lambda conn: store.insert_approval(
-                conn, agent=name, kind=ApprovalKind.SPAWN, description=description, now=now
+                conn,
+                agent=name,
+                kind=ApprovalKind.SPAWN,
+                description=description,
+                now=now,
+                fetched_sha=kept,
             )
         )
         self._changed(approval_id)
@@ -146,17 +165,18 @@ class Approvals:
                 " (git rev-parse HEAD in the proposed repo), not a branch or tag name"
             )
         paths = self._lifecycle.paths(name)
-        if not (paths.config / ".git").exists() or not (paths.applied / ".git").exists():
+        if not repos.is_real_dir(paths.applied / ".git"):
             raise Conflict(f"agent {name!r} has no config repos yet; rebuild it first")
-        sha = await self._git.resolve_commit(paths.config, ref)
+        # git never runs in the proposed repo (the manager writes it, hooks and config
+        # included): it reads a private snapshot and fetches from that.
+        sha = await repos.fetch_proposal(self._git, paths, ref)
         # A ref that merely looks like hex (a branch named "deadbeef") resolves to a sha
         # that does not start with it: refuse it like any other branch name.
         if sha is None or not sha.startswith(ref):
             raise NotFound(
                 f"no commit {ref} in {name}'s proposed repo: commit your change in"
-                f" /agents/{name}/config first, then pass its sha"
+                f" /agents/{name} first, then pass its sha"
             )
-        await self._git.run(paths.applied, "fetch", "-q", "--no-tags", str(paths.config), sha)
         now = int(time.time())
         approval_id = await self._db.write(
             lambda conn: store.insert_approval(
@@ -233,6 +253,11 @@ class Approvals:
         if info.kind_ == ApprovalKind.SPAWN:
             try:
                 record, revived = self._lifecycle.spawn_record(name)
+                if await self._lifecycle.kept_head(name) != info.fetched_sha:
+                    raise Conflict(
+                        f"what a spawn of {name!r} would deploy changed since the request;"
+                        " ask for the spawn again to see its diff"
+                    )
             except HyperhiveError as exc:
                 note = f"spawn refused: {exc.message}"
                 await self._decide(info, ApprovalStatus.FAILED, note)
@@ -351,7 +376,7 @@ class Approvals:
         if not await self._git.is_ancestor(applied, previous, sha):
             note = (
                 f"{sha[:12]} is not a fast-forward of the deployed main ({previous[:12]}):"
-                f" merge /applied/{name} main into /agents/{name}/config, commit, and request"
+                f" merge /applied/{name} main into /agents/{name}, commit, and request"
                 " again"
             )
             await self._failed_deploy(info, applied, sha, note)

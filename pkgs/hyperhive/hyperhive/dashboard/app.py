@@ -178,11 +178,11 @@ async def history(request: web.Request) -> web.Response:
 
 
 async def diff(request: web.Request) -> web.Response:
-    """The unified diff an apply_commit approval would deploy ("" for spawn)."""
+    """The unified diff an approval would deploy (a revive: template -> kept config)."""
     hive = request.app[HIVE]
     approval = hive.approvals.get(row_id(request.match_info["id"], "approval"))
-    if approval.kind_ == ApprovalKind.SPAWN:
-        return web.json_response({"diff": "", "note": "a spawn has no diff"})
+    if approval.kind_ == ApprovalKind.SPAWN and not approval.fetched_sha:
+        return web.json_response({"diff": "", "note": "a new agent from the template"})
     make_diff: Callable[[int], Awaitable[str]] | None = getattr(hive.approvals, "diff", None)
     if make_diff is None:
         return web.json_response({"diff": "", "note": "this daemon cannot show diffs yet"})

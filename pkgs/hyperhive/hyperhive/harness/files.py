@@ -58,10 +58,22 @@ def allowed_tools(role: Role, settings: HarnessSettings) -> tuple[str, ...]:
     return (*BUILTIN_TOOLS, *(qualified(t) for t in mcp_tools(role)), *extra)
 
 
-def render_system_prompt(role: Role, name: str, pronouns: str) -> str:
+def render_system_prompt(
+    role: Role,
+    name: str,
+    pronouns: str,
+    agents_dir: Path = Path("/agents"),
+    applied_dir: Path = Path("/applied"),
+) -> str:
     """The role's system prompt template rendered for this agent."""
     template = _templates.get_template(f"{role.value}-system-prompt.md.j2")
-    return template.render(name=name, pronouns=pronouns, role=role.value)
+    return template.render(
+        name=name,
+        pronouns=pronouns,
+        role=role.value,
+        agents_dir=str(agents_dir),
+        applied_dir=str(applied_dir),
+    )
 
 
 def mcp_config(role: Role, settings: HarnessSettings, mcp_command: Sequence[str]) -> dict[str, Any]:
@@ -106,7 +118,13 @@ def write_hive_files(
     _write(files.settings, json.dumps(claude_settings(tools), indent=2))
     _write(
         files.system_prompt,
-        render_system_prompt(role, settings.agent_name, settings.operator_pronouns),
+        render_system_prompt(
+            role,
+            settings.agent_name,
+            settings.operator_pronouns,
+            settings.agents_dir,
+            settings.applied_dir,
+        ),
     )
     return files
 

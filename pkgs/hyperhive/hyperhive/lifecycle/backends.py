@@ -20,7 +20,14 @@ from hyperhive.errors import HyperhiveError
 from hyperhive.lifecycle.conf import Bind
 from hyperhive.lifecycle.names import MANAGER, agent_port
 from hyperhive.lifecycle.paths import AgentPaths
-from hyperhive.lifecycle.repos import AGENT_NIX, AgentConfig, read_agent_nix
+from hyperhive.lifecycle.repos import (
+    AGENT_NIX,
+    AgentConfig,
+    UnsafeFile,
+    load_agent_nix,
+    parse_agent_nix,
+    read_agent_nix,
+)
 from hyperhive.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -151,6 +158,14 @@ def harness_environment(
         "HYPERHIVE_WEB_PORT": str(agent_port(paths.name)),
         "PYTHONUNBUFFERED": "1",
     }
+    if paths.name == MANAGER:
+        # Where the manager finds the proposed repos and the deployed ones: the proposed
+        # tree, never agents/ (no agent's claude/ or state/).
+        if inside:
+            env["HYPERHIVE_AGENTS_DIR"], env["HYPERHIVE_APPLIED_DIR"] = AGENTS_DIR, APPLIED_DIR
+        else:
+            env["HYPERHIVE_AGENTS_DIR"] = str(paths.config.parent)
+            env["HYPERHIVE_APPLIED_DIR"] = str(paths.applied.parent)
     env.update(passed_through(base))
     if config.model:
         env["HIVE_DEFAULT_MODEL"] = config.model
@@ -196,29 +211,22 @@ async def build_from_repo(paths: AgentPaths) -> AgentConfig:
     """The local and nspawn "build": check the applied agent.nix, read what we need from it.
 
     There is no Nix system to build without Nix, but a syntax error is still refused
-    with nix-instantiate's own message when `nix-instantiate` is on PATH.
+    with nix-instantiate's own message when `nix-instantiate` is on PATH. The file is
+    manager-authored: it is read without following a symlink and bounded, and handed to
+    nix-instantiate on stdin, so no error can quote a host file.
     """
-    agent_nix = paths.applied / AGENT_NIX
     if paths.name == MANAGER:
         return AgentConfig()
     # The applied repo is a checkout of the manager's commits: agent.nix may be a symlink
     # (git stores links), which must not make the daemon read a host file.
     try:
-        text = safefs.read_bytes(paths.state_dir, agent_nix, AGENT_NIX_MAX_BYTES + 1)
-    except safefs.UnsafePath:
-        raise BuildFailed(
-            f"{paths.name}: {AGENT_NIX} is not a regular file",
-            f"{AGENT_NIX} in the applied repo is a symlink or not a file: commit a plain file",
-        ) from None
-    if text is None:
+        source = load_agent_nix(paths.applied)
+    except UnsafeFile as exc:
+        raise BuildFailed(f"{paths.name}: {AGENT_NIX} is refused", exc.message) from exc
+    if source is None:
         raise BuildFailed(
             f"{paths.name}: the applied repo has no {AGENT_NIX}",
-            f"{agent_nix} is missing: commit an agent.nix to the proposed repo",
-        )
-    if len(text) > AGENT_NIX_MAX_BYTES:
-        raise BuildFailed(
-            f"{paths.name}: {AGENT_NIX} is too large",
-            f"{AGENT_NIX} is over {AGENT_NIX_MAX_BYTES} bytes",
+            f"{AGENT_NIX} is missing: commit an agent.nix to the proposed repo",
         )
     checker = shutil.which("nix-instantiate")
     if checker is not None:
@@ -229,10 +237,10 @@ async def build_from_repo(paths: AgentPaths) -> AgentConfig:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        _, err = await proc.communicate(text)
+        _, err = await proc.communicate(source)
         if proc.returncode != 0:
             raise BuildFailed(f"{paths.name}: {AGENT_NIX} does not parse", build_tail(err))
-    return read_agent_nix(agent_nix)
+    return parse_agent_nix(source.decode(errors="replace"))
 
 
 def build_tail(output: bytes | str) -> str:

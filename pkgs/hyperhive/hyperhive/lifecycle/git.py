@@ -2,6 +2,13 @@
 
 The daemon's own commits and tags carry the identity ``hive-c0re``; the manager commits
 with its own identity inside its container.
+
+git runs only in repositories the daemon owns (the applied repos, and private scratch
+copies under the state dir), never inside a proposed repo the manager can write: a repo's
+own config and hooks are code (``core.fsmonitor``, hooks, filters), and the daemon is
+root. Every call still gets a fixed configuration that turns those off, reads no system
+or global config and allows only the local file transport (docs/security.md, "The
+manager's reach and the config repos").
 """
 
 from __future__ import annotations
@@ -19,6 +26,26 @@ logger = logging.getLogger(__name__)
 SHA_RE = re.compile(r"[0-9a-f]{7,40}")
 FULL_SHA_RE = re.compile(r"[0-9a-f]{40}")
 
+# Given on every command line: higher precedence than any repository's own config.
+SAFE_CONFIG = (
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "core.pager=cat",
+    "core.editor=false",
+    "core.askPass=",
+    "credential.helper=",
+    "init.templateDir=",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "protocol.allow=never",
+    "protocol.file.allow=always",
+    "submodule.recurse=false",
+    "fetch.recurseSubmodules=false",
+    "uploadpack.allowAnySHA1InWant=true",
+)
+# How much of git's own stderr an error carries (it can quote repo content).
+ERROR_CHARS = 2000
+
 
 class GitError(Unavailable):
     """A git command failed; `message` carries git's own words."""
@@ -35,6 +62,11 @@ class Git:
         env.update(
             GIT_TERMINAL_PROMPT="0",
             GIT_CONFIG_NOSYSTEM="1",
+            GIT_CONFIG_GLOBAL="/dev/null",
+            GIT_ATTR_NOSYSTEM="1",
+            GIT_NO_REPLACE_OBJECTS="1",
+            GIT_NO_LAZY_FETCH="1",
+            GIT_PROTOCOL_FROM_USER="0",
             GIT_AUTHOR_NAME="hive-c0re",
             GIT_AUTHOR_EMAIL="hive-c0re@localhost",
             GIT_COMMITTER_NAME="hive-c0re",
@@ -42,18 +74,29 @@ class Git:
         )
         return env
 
-    async def run(self, repo: Path, *args: str, check: bool = True) -> tuple[int, str, str]:
-        """Run ``git -C repo args``; return (exit code, stdout, stderr)."""
-        # safe.directory: the repos are written by the manager's container too, and git
-        # refuses repositories owned by another uid without it.
-        argv = [self.binary, "-c", "safe.directory=*", "-C", str(repo), *args]
+    async def run(
+        self,
+        repo: Path,
+        *args: str,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> tuple[int, str, str]:
+        """Run ``git -C repo args`` with SAFE_CONFIG; return (exit code, stdout, stderr).
+
+        `repo` must be a repository the daemon owns (no ``safe.directory`` exception is
+        made: a repo owned by another uid is refused by git itself).
+        """
+        argv = [self.binary]
+        for item in SAFE_CONFIG:
+            argv += ["-c", item]
+        argv += ["-C", str(repo), *args]
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env=self._env(),
+                env={**self._env(), **(env or {})},
             )
         except OSError as exc:
             raise GitError(
@@ -65,12 +108,13 @@ class Git:
         assert code is not None
         stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
         if check and code != 0:
-            raise GitError(f"git {args[0]} in {repo} failed: {stderr.strip() or stdout.strip()}")
+            said = (stderr.strip() or stdout.strip())[-ERROR_CHARS:]
+            raise GitError(f"git {args[0]} in {repo.name} failed: {said}")
         return code, stdout, stderr
 
-    async def out(self, repo: Path, *args: str) -> str:
+    async def out(self, repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
         """stdout of a git command that must succeed, stripped."""
-        _, stdout, _ = await self.run(repo, *args)
+        _, stdout, _ = await self.run(repo, *args, env=env)
         return stdout.strip()
 
     async def resolve_commit(self, repo: Path, ref: str) -> str | None:

@@ -6,9 +6,9 @@ the daemon creates (`prepare_root`: mount points and the merged-/usr symlinks, o
 host root, so the container cannot write it), with the host's /usr bound read-only,
 tmpfs at /root, /var, /tmp and /run, and the SPEC §3 layout bound in idmapped
 (``:idmap``): its socket dir at /run/hive, its claude dir at /root/.claude, its state at
-/state (the manager also gets /agents and, read-only, /applied). Through the idmapped
-binds the container's root owns what the host's root owns there and creates files
-owned by host root, so the harness, the daemon's sweep and the manager's git work see
+/state (the manager also gets the proposed repos at /agents and, read-only, /applied).
+Through the idmapped binds the container's root owns what the host's root owns there and
+creates files owned by host root, so the harness, the daemon's sweep and the manager's git work see
 the same owners as before. The harness runs as the container's PID 1 and the daemon
 supervises the systemd-nspawn process itself.
 
@@ -158,7 +158,9 @@ def binds_for(settings: Settings, paths: AgentPaths) -> list[Bind]:
         Bind(str(paths.state), STATE_DIR),
     ]
     if paths.name == MANAGER:
-        binds.append(Bind(str(settings.state_dir / "agents"), AGENTS_DIR))
+        # The proposed repos only (their own tree, never agents/: no claude/, no state/),
+        # and what is deployed, read-only.
+        binds.append(Bind(str(settings.state_dir / "proposed"), AGENTS_DIR))
         binds.append(Bind(str(settings.state_dir / "applied"), APPLIED_DIR, read_only=True))
     return binds
 
@@ -288,6 +290,19 @@ class NspawnBackend:
     async def journal(self, paths: AgentPaths, lines: int) -> list[str]:
         """The tail of the container's output (the harness log)."""
         return tail_file(paths.harness_log, lines)
+
+    def stale_binds(self, paths: AgentPaths) -> bool:
+        """Whether the running container was started with other binds than binds_for's
+        (an older daemon's layout): it must be restarted to lose them."""
+        from hyperhive.lifecycle.supervisor import _cmdline
+
+        current = self._supervisor.get(paths.name)
+        if current is None or not current.running():
+            return False
+        argv = _cmdline(current.pid)
+        wanted = {b.flag(idmap=True) for b in binds_for(self._settings, paths)}
+        running = {a for a in argv if a.startswith(("--bind=", "--bind-ro="))}
+        return not wanted <= running
 
     async def close(self) -> None:
         """Stop every container."""

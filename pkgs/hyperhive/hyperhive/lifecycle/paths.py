@@ -55,8 +55,12 @@ class AgentPaths:
 
     @property
     def config(self) -> Path:
-        """The proposed config repo (the manager edits it)."""
-        return self.root / "config"
+        """The proposed config repo (the manager edits it): ``<state>/proposed/<name>``.
+
+        Its own tree, outside ``agents/<name>``: the manager's ``/agents`` bind is
+        ``<state>/proposed`` and reaches no agent's claude/ or state/.
+        """
+        return self.applied.parent.parent / "proposed" / self.name
 
     @property
     def claude(self) -> Path:
@@ -115,7 +119,8 @@ class AgentPaths:
         """
         safefs.ensure_dir(self.state_dir, self.state_dir / HOST_DIR, mode=0o700)
         safefs.ensure_dir(self.state_dir, self.host, mode=0o700)
-        for directory in (self.config, self.state, self.socket_dir):
+        # Not the proposed repo: only a spawn creates it (repos.seed), and never adopts one.
+        for directory in (self.state, self.socket_dir):
             safefs.ensure_dir(self.root_of(directory), directory)
         safefs.ensure_dir(self.state_dir, self.claude, mode=0o700)
 

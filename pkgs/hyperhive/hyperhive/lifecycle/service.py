@@ -173,14 +173,24 @@ class Lifecycle:
         self._logged_in[MANAGER] = self.logged_in(MANAGER)
         if record.state is AgentState.STOPPED:
             return
-        try:
-            if not await self.backend.adopt(paths):
-                await self.backend.start(paths)
-        except Exception:
-            logger.exception("the manager could not be started")
-            await self._registry.set_state(MANAGER, AgentState.FAILED)
-            return
-        await self._registry.set_state(MANAGER, AgentState.RUNNING)
+        # The lock: crash_watch must not take a restart below for a crash.
+        async with self._lock(MANAGER):
+            try:
+                running = await self.backend.adopt(paths)
+                stale = getattr(self.backend, "stale_binds", None)
+                if running and stale is not None and stale(paths):
+                    # A manager left running by an older daemon still has the old /agents
+                    # bind (the whole agents/ tree): restart it with the current binds.
+                    logger.warning("the running manager has outdated bind mounts; restarting")
+                    await self.backend.stop(paths)
+                    running = False
+                if not running:
+                    await self.backend.start(paths)
+            except Exception:
+                logger.exception("the manager could not be started")
+                await self._registry.set_state(MANAGER, AgentState.FAILED)
+                return
+            await self._registry.set_state(MANAGER, AgentState.RUNNING)
 
     async def reconnect_all(self) -> None:
         """At startup: reconcile the agent table with what really runs.
@@ -248,6 +258,7 @@ class Lifecycle:
             )
         if self.busy(name):
             raise Conflict(f"agent {name!r} is busy; try again in a moment")
+        repos.check_adoptable(self.paths(name))
         record = AgentRecord(
             name=name,
             role=Role.AGENT,
@@ -320,6 +331,26 @@ class Lifecycle:
 
     def _pronouns(self) -> str | None:
         return self._settings.operator_pronouns or None
+
+    async def kept_head(self, raw_name: str) -> str | None:
+        """The applied main a spawn of `raw_name` would deploy as it is (a revive); None
+        when a spawn would seed a fresh repo from the template."""
+        paths = self.paths(validate_name(raw_name))
+        if not repos.is_real_dir(paths.applied / ".git"):
+            return None
+        return await self.git.resolve_commit(paths.applied, "refs/heads/main")
+
+    async def revive_diff(self, raw_name: str, sha: str) -> str:
+        """The diff from the agent template to kept applied commit `sha` (what a revive
+        deploys beyond a fresh spawn)."""
+        paths = self.paths(validate_name(raw_name))
+        return await repos.revive_diff(
+            self.git, paths, self._settings.agent_template_dir, self._pronouns(), sha
+        )
+
+    def migrate_layout(self) -> list[str]:
+        """At start-up: move old ``agents/<name>/config`` repos to ``proposed/<name>``."""
+        return repos.migrate_layout(self._settings.state_dir)
 
     # -- kill / start / restart / rebuild -------------------------------------------------------
 
@@ -451,8 +482,12 @@ class Lifecycle:
         if record.live or await self.backend.is_running(paths):
             raise Conflict(f"agent {name!r} is live; destroy it before purging")
         async with self._lock(name):
-            for tree in (paths.root, paths.applied, paths.socket_dir, paths.host):
-                shutil.rmtree(tree, ignore_errors=True)
+            for tree in (paths.root, paths.config, paths.applied, paths.socket_dir, paths.host):
+                if tree.is_symlink():
+                    tree.unlink()  # never removes what a planted link points to
+                else:
+                    shutil.rmtree(tree, ignore_errors=True)
+            repos.forget_mirror(paths)
             await self._registry.forget(name)
         logger.info("purged %s", name)
 
