@@ -203,7 +203,7 @@ async def test_history_then_stream_resumes_without_gaps_or_repeats(
     got: list[dict[str, Any]] = []
     async with (
         aiohttp.ClientSession(headers=ui.auth) as session,
-        session.get(f"{ui.url}/events/stream?after={hist['last_id']}") as resp,
+        session.get(f"{ui.url}/events/stream?after={hist['epoch']}-{hist['last_id']}") as resp,
     ):
         assert resp.headers["Content-Type"].startswith("text/event-stream")
         deadline = time.monotonic() + 30
