@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from dashsupport import Dash, running_dashboard, until
+from hivetest import running_hive
+from hyperhive.dashboard import start_dashboard
 from hyperhive.dashboard.app import FANOUT
+from playwright.async_api import Browser, expect
 
 
 async def next_frames(
@@ -117,3 +121,43 @@ async def test_the_newest_position_resumes_without_a_resync(tmp_path: Path) -> N
         await until(caught_up)  # the stream's newest change is the hub's newest
         newest = f"{dash.hive.hub.epoch}-{dash.hive.hub.seq}"
         assert await first_frame_after(dash, newest, "bob") == "change"
+
+
+CONTAINERS = '[data-list="containers"]'
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.usefixtures("on_the_session_loop")
+async def test_an_open_dashboard_goes_on_live_after_a_daemon_restart(
+    tmp_path: Path, browser: Browser
+) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    context.on("weberror", lambda e: errors.append(str(e.error)))
+    try:
+        async with running_dashboard(tmp_path) as dash:
+            port = dash.bound.port
+            page = await context.new_page()
+            await page.goto(dash.login_url)
+            await expect(page.locator("#conn")).to_have_text("● live")
+            await dash.hive.lifecycle.spawn("alice")
+            await expect(page.locator(f"{CONTAINERS} [data-key=agent-alice]")).to_be_visible()
+            first_epoch = dash.hive.hub.epoch
+        async with running_hive(tmp_path) as hive:  # the same state, a new daemon
+            bound = await start_dashboard(hive, port=port)
+            try:
+                assert hive.hub.epoch != first_epoch
+                await expect(page.locator("#conn")).to_have_text("● live", timeout=20_000)
+                await hive.lifecycle.spawn("bob")
+                await expect(page.locator(f"{CONTAINERS} [data-key=agent-bob]")).to_be_visible()
+                # The page follows the new life's numbering, not the old one's.
+                await until(lambda: _seq_reached(page, hive.hub.seq))
+            finally:
+                await bound.stop()
+    finally:
+        await context.close()
+    assert errors == []
+
+
+async def _seq_reached(page: Any, seq: int) -> bool:
+    return int(await page.evaluate("Number(document.body.dataset.seq)")) >= seq

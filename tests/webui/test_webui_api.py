@@ -295,3 +295,12 @@ async def test_serve_starts_the_web_ui_and_it_shows_its_own_log(tmp_path: Path) 
         if proc.returncode is None:
             os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+
+
+async def test_the_icon_is_served_without_a_key(ui: LiveUI) -> None:
+    # Browsers ask for /favicon.ico on every load, without the page's key: a 404 (or 401)
+    # on every load otherwise.
+    async with aiohttp.ClientSession() as session, session.get(ui.url + "/favicon.ico") as resp:
+        assert resp.status == 200
+        assert resp.content_type.startswith("image/")
+        assert (await resp.read()).startswith(b"\x00\x00\x01\x00")  # an ICO file

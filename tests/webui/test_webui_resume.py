@@ -28,6 +28,7 @@ from hyperhive.harness.serve import Harness
 from hyperhive.http import serve_app
 from hyperhive.retention import vacuum_events_db
 from hyperhive.webui.app import create_app
+from playwright.async_api import Browser, expect
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -43,7 +44,9 @@ class Frame:
 
 
 @asynccontextmanager
-async def life(root: Path, *, store: bool = True) -> AsyncIterator[tuple[Harness, str]]:
+async def life(
+    root: Path, *, store: bool = True, port: int = 0
+) -> AsyncIterator[tuple[Harness, str]]:
     """One start of a harness (same directories every time) with its web UI served."""
     settings = harness_settings(root, "alice", root / "nobody-listens.sock", Path("/bin/false"))
     (root / "web-key").write_text(KEY)
@@ -53,7 +56,8 @@ async def life(root: Path, *, store: bool = True) -> AsyncIterator[tuple[Harness
         update["events_db"] = root / "not-a-dir" / "events.sqlite"
     harness = Harness.open(settings.model_copy(update=update), Role.AGENT, MCP_COMMAND)
     assert (harness.store is not None) == store
-    bound = await serve_app(create_app(harness, inbox_interval=0.5), "127.0.0.1", 0, delays=[])
+    app = create_app(harness, inbox_interval=0.5)
+    bound = await serve_app(app, "127.0.0.1", port, delays=[0.1] * 50)
     try:
         yield harness, bound.url
     finally:
@@ -227,3 +231,41 @@ async def test_a_malformed_position_is_a_clear_400(tmp_path: Path) -> None:
     ):
         assert resp.status == 400
         assert "<epoch>-<id>" in (await resp.json())["error"]
+
+
+@pytest.mark.parametrize("store", [True, False], ids=["store-emptied", "no-store"])
+async def test_an_open_page_redraws_and_goes_on_after_a_restart(
+    tmp_path: Path, browser: Browser, store: bool
+) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        async with life(tmp_path, store=store) as (harness, url):
+            port = int(url.rsplit(":", 1)[1])
+            page = await context.new_page()
+            await page.goto(f"{url}/#key={KEY}")
+            await expect(page.locator("#conn")).to_have_text("● live")
+            for n in range(100):
+                harness.bus.publish("note", {"source": "test", "text": f"first life {n}"})
+            await expect(page.locator("#term .k-note .x").last).to_have_text("test: first life 99")
+        if store:
+            empty_the_store(tmp_path)
+        async with life(tmp_path, store=store, port=port) as (harness, url):
+            note = page.locator("#term .k-note .x", has_text="second life")
+
+            async def publish() -> None:
+                while True:
+                    harness.bus.publish("note", {"source": "test", "text": "second life"})
+                    await asyncio.sleep(0.3)
+
+            publisher = asyncio.create_task(publish())
+            try:
+                # Before the epoch: "● live" again, and nothing ever drawn.
+                await expect(note.first).to_be_visible(timeout=20_000)
+            finally:
+                publisher.cancel()
+            await expect(page.locator("#conn")).to_have_text("● live")
+            await expect(page.locator("#term", has_text="history reloaded")).to_be_visible()
+            # The first life's lines are gone with its store (or were never stored).
+            await expect(page.locator("#term .k-note", has_text="first life")).to_have_count(0)
+    finally:
+        await context.close()
