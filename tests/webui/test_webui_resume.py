@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from harness.support import MCP_COMMAND, harness_settings
 from hyperhive.harness.roles import Role
 from hyperhive.harness.serve import Harness
@@ -45,7 +46,7 @@ class Frame:
 
 @asynccontextmanager
 async def life(
-    root: Path, *, store: bool = True, port: int = 0
+    root: Path, *, store: bool = True, port: int = 0, seen: list[tuple[str, int]] | None = None
 ) -> AsyncIterator[tuple[Harness, str]]:
     """One start of a harness (same directories every time) with its web UI served."""
     settings = harness_settings(root, "alice", root / "nobody-listens.sock", Path("/bin/false"))
@@ -57,6 +58,12 @@ async def life(
     harness = Harness.open(settings.model_copy(update=update), Role.AGENT, MCP_COMMAND)
     assert (harness.store is not None) == store
     app = create_app(harness, inbox_interval=0.5)
+    if seen is not None:  # every answer, as the server sent it (the browser hides some)
+
+        async def record(request: web.Request, response: web.StreamResponse) -> None:
+            seen.append((request.path, response.status))
+
+        app.on_response_prepare.append(record)
     bound = await serve_app(app, "127.0.0.1", port, delays=[0.1] * 50)
     try:
         yield harness, bound.url
@@ -269,3 +276,23 @@ async def test_an_open_page_redraws_and_goes_on_after_a_restart(
             await expect(page.locator("#term .k-note", has_text="first life")).to_have_count(0)
     finally:
         await context.close()
+
+
+async def test_a_page_load_asks_for_nothing_that_fails(tmp_path: Path, browser: Browser) -> None:
+    # Chromium asks for /favicon.ico on every load (Playwright does not report that
+    # request, so the server's side is watched): it was refused on every load.
+    seen: list[tuple[str, int]] = []
+    context = await browser.new_context()
+    try:
+        async with life(tmp_path, seen=seen) as (_, url):
+            page = await context.new_page()
+            await page.goto(f"{url}/#key={KEY}")
+            await expect(page.locator("#conn")).to_have_text("● live")
+            deadline = time.monotonic() + 10
+            while "/favicon.ico" not in dict(seen):
+                assert time.monotonic() < deadline, f"no request for the icon: {seen}"
+                await asyncio.sleep(0.05)
+    finally:
+        await context.close()
+    assert dict(seen)["/favicon.ico"] == 200
+    assert [(path, status) for path, status in seen if status >= 400] == []
