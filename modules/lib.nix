@@ -86,9 +86,16 @@ rec {
     "system"
   ];
 
-  # nixos-container names are at most 11 characters: "h-" plus at most 9.
+  # The intersection of every rule the name meets downstream (docs/lifecycle.md, "Names"),
+  # the same rule as the daemon's validate_name: nixos-container names are at most 11
+  # characters ("h-" plus at most 9); systemd refuses a machine or host name ending in
+  # '-' ("Invalid machine name"); no "--" (DNS reserves "??--" labels).
   isValidAgentName =
-    name: isString name && match "[a-z][a-z0-9-]{0,8}" name != null && !(elem name reservedNames);
+    name:
+    isString name
+    && stringLength name <= 9
+    && match "[a-z](-?[a-z0-9]){0,8}" name != null
+    && !(elem name reservedNames);
 
   containerName = name: if name == managerName then managerContainer else "h-${name}";
 

@@ -402,3 +402,11 @@ async def test_the_needs_login_badge_follows_the_agents_credentials(
     claude_dir = dash.hive.lifecycle.paths("lena").claude  # type: ignore[arg-type]
     (claude_dir / ".credentials.json").write_text("{}")
     assert await badge() is False
+
+
+async def test_the_icon_is_served_without_a_key(dash: Dash) -> None:
+    # Browsers ask for /favicon.ico on every load, without the key.
+    async with aiohttp.ClientSession() as s, s.get(dash.url + "/favicon.ico") as r:
+        assert r.status == 200
+        assert r.content_type.startswith("image/")
+        assert (await r.read()).startswith(b"\x00\x00\x01\x00")  # an ICO file

@@ -12,7 +12,10 @@ Forgejo's JSON shapes, status codes and quirks, taken from Forgejo's routers and
 - pagination: `page` (1-based) and `limit` (default 30, capped at 50) with `Link` (next,
   last, first, prev — built on ROOT_URL, which may differ from the address served) and
   `X-Total-Count`. Issue comments are NOT paged, exactly like Forgejo: all of them, with
-  `X-Total-Count` and no `Link`.
+  `X-Total-Count` and no `Link`. `paging` picks which headers a list answer carries, for
+  the servers that differ: "forgejo" (both), "link" (only `Link`), "total" (only
+  `X-Total-Count`: Gitea and older Forgejo on label lists) and "none" (a proxy that
+  strips both); `max_page_size` is Forgejo's [api] MAX_RESPONSE_ITEMS (default 50).
 - PATCH issue answers 201 (sic) with the issue; an unknown assignee is a 500 with an empty
   message (production Forgejo hides the cause from non-admins); changing a merged PR's state
   is 412. Issues and PRs share one index.
@@ -39,6 +42,7 @@ NOT_FOUND_MESSAGE = "The target couldn't be found."
 CREATED_AT = "2026-11-20T09:00:00Z"
 
 JSONDict = dict[str, Any]
+PAGING_MODES = ("forgejo", "link", "total", "none")
 LOGIN = web.RequestKey("login", str)
 
 
@@ -128,6 +132,8 @@ class ForgejoStandin:
         self.orgs: set[str] = set()
         self.labels: dict[int, StandinLabel] = {}
         self.requests: list[Recorded] = []
+        self.paging = "forgejo"  # one of PAGING_MODES: which headers list answers carry
+        self.max_page_size = MAX_PAGE_SIZE
         self._ids = 0
 
     # --- seeding ------------------------------------------------------------------------
@@ -414,7 +420,7 @@ class ForgejoStandin:
         page = _form_int(request, "page")
         limit = _form_int(request, "limit")
         page = page if page > 0 else 1
-        limit = DEFAULT_PAGE_SIZE if limit <= 0 else min(limit, MAX_PAGE_SIZE)
+        limit = DEFAULT_PAGE_SIZE if limit <= 0 else min(limit, self.max_page_size)
         total = len(items)
         chunk = items[(page - 1) * limit : page * limit]
         total_pages = max(1, math.ceil(total / limit))
@@ -432,7 +438,14 @@ class ForgejoStandin:
         headers = {"X-Total-Count": str(total)}
         if links:
             headers["Link"] = ",".join(links)
-        return web.json_response(chunk, headers=headers)
+        return web.json_response(chunk, headers=self._paging_headers(headers))
+
+    def _paging_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """Keep the paging headers the current `paging` mode sends."""
+        assert self.paging in PAGING_MODES, self.paging
+        kept = {"forgejo": ("Link", "X-Total-Count"), "link": ("Link",)}
+        kept |= {"total": ("X-Total-Count",), "none": ()}
+        return {k: v for k, v in headers.items() if k in kept[self.paging]}
 
     # --- app ----------------------------------------------------------------------------
 
@@ -553,7 +566,8 @@ class ForgejoStandin:
         if repo is None or issue is None:
             return self._not_found("issue does not exist")
         items = [self.comment_json(repo, issue, c) for c in issue.comments]
-        return web.json_response(items, headers={"X-Total-Count": str(len(items))})
+        headers = self._paging_headers({"X-Total-Count": str(len(items))})
+        return web.json_response(items, headers=headers)
 
     async def _create_comment(self, request: web.Request) -> web.Response:
         form, error = await self._json_body(request)

@@ -26,14 +26,15 @@ def reference_fnv1a32(data: bytes) -> int:
 
 def agent_names(count: int) -> list[str]:
     """Valid agent names: edge cases first, then a fixed pseudo-random sample."""
-    names = ["a", "z", "ab", "a-", "a1", "zzzzzzzzz", "a--------", "a99999999", "alice", "bob"]
+    names = ["a", "z", "ab", "a-b", "a1", "zzzzzzzzz", "a-b-c-d-e", "a99999999", "alice", "bob"]
     rng = random.Random(20261121)
     tail = string.ascii_lowercase + string.digits + "-"
     while len(names) < count:
         name = rng.choice(string.ascii_lowercase) + "".join(
             rng.choice(tail) for _ in range(rng.randint(0, 8))
         )
-        if name not in names and name not in {"manager", "operator", "system"}:
+        valid = not name.endswith("-") and "--" not in name
+        if valid and name not in names and name not in {"manager", "operator", "system"}:
             names.append(name)
     return names
 
@@ -93,6 +94,14 @@ def test_manager_port_is_8000_and_agent_ports_stay_in_range(nix_eval: NixEval) -
 def test_nix_name_rule_matches_the_daemon(nix_eval: NixEval) -> None:
     candidates = ["alice", "a", "abcdefghi", "abcdefghij", "1abc", "Alice", "a_b", "a.b", ""]
     candidates += ["-a", "a-", "manager", "operator", "system", "..", "h-x", "ab c"]
+    # the names the old rule let through that systemd / DNS refuse (docs/lifecycle.md)
+    candidates += ["qa-", "a--b", "abcdefgh-", "a-b-c-d-e", "a-1", "a---------"]
+    rng = random.Random(20261130)
+    alphabet = "abc01-"
+    while len(candidates) < 120:
+        candidates.append(
+            rng.choice("ab-") + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 9)))
+        )
     got = nix_eval(f"map {LIB}.isValidAgentName {nix_list(candidates)}")
     from hyperhive.errors import InvalidName
     from hyperhive.lifecycle.names import validate_name
@@ -106,6 +115,14 @@ def test_nix_name_rule_matches_the_daemon(nix_eval: NixEval) -> None:
 
     assert got == [python_valid(name) for name in candidates]
     assert got.count(True) >= 4  # the sample really contains valid names
+
+
+def test_nix_refuses_the_names_systemd_refuses(nix_eval: NixEval) -> None:
+    # systemd-nspawn --machine=h-qa- says "Invalid machine name" (tests/lifecycle/
+    # test_names.py asks the real tool); harness-base's assertion must refuse it too.
+    refused = ["qa-", "a-", "abcdefgh-", "a--b"]
+    assert nix_eval(f"map {LIB}.isValidAgentName {nix_list(refused)}") == [False] * 4
+    assert nix_eval(f'{LIB}.isValidAgentName "a-b-c-d-e"') is True
 
 
 def test_container_names(nix_eval: NixEval) -> None:

@@ -203,7 +203,7 @@ async def test_history_then_stream_resumes_without_gaps_or_repeats(
     got: list[dict[str, Any]] = []
     async with (
         aiohttp.ClientSession(headers=ui.auth) as session,
-        session.get(f"{ui.url}/events/stream?after={hist['last_id']}") as resp,
+        session.get(f"{ui.url}/events/stream?after={hist['epoch']}-{hist['last_id']}") as resp,
     ):
         assert resp.headers["Content-Type"].startswith("text/event-stream")
         deadline = time.monotonic() + 30
@@ -295,3 +295,12 @@ async def test_serve_starts_the_web_ui_and_it_shows_its_own_log(tmp_path: Path) 
         if proc.returncode is None:
             os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+
+
+async def test_the_icon_is_served_without_a_key(ui: LiveUI) -> None:
+    # Browsers ask for /favicon.ico on every load, without the page's key: a 404 (or 401)
+    # on every load otherwise.
+    async with aiohttp.ClientSession() as session, session.get(ui.url + "/favicon.ico") as resp:
+        assert resp.status == 200
+        assert resp.content_type.startswith("image/")
+        assert (await resp.read()).startswith(b"\x00\x00\x01\x00")  # an ICO file

@@ -301,3 +301,40 @@ async def test_each_tool_has_its_own_one_line_form(ui: LiveUI, page: Page) -> No
         "whoami",
         'forge.view {"number":42}',
     ]
+
+
+async def test_the_logs_box_has_a_disclosure_marker(ui: LiveUI, page: Page) -> None:
+    # A <details> whose marker the page's CSS removed looked like an empty box.
+    summary = page.locator("#logs > summary")
+    marker = "(s) => getComputedStyle(s, '::before').content"
+    closed = await summary.evaluate(marker)
+    assert closed not in ("none", "normal", '""'), closed
+    await summary.click()
+    await expect(page.locator("#journal")).to_be_visible()
+    opened = await summary.evaluate(marker)
+    assert opened not in ("none", "normal", '""', closed), opened
+
+
+async def test_a_typed_message_opens_a_block_of_its_own(
+    ui: LiveUI, page: Page, standin: StandIn
+) -> None:
+    # It used to be drawn under the last turn's end line, inside that turn's block: the
+    # block boundary (the dashed rule) came only with the next turn's start line.
+    standin.script(ui.key, Text("a turn before"))
+    await turn_end(ui, await ui.send("a turn to end a block"))
+    await expect(page.locator("#term .k-text .x").last).to_have_text("a turn before")
+    standin.script(ui.key, Text("answered"))
+    prompt = page.locator("#input")
+    await prompt.fill("a message of its own")
+    await prompt.press("Enter")
+    typed = page.locator("#term .k-op").last
+    await expect(typed).to_contain_text("a message of its own")
+    await turn_end(ui, None)
+    await expect(page.locator("#term .k-text .x").last).to_have_text("answered")
+    border = "(n) => getComputedStyle(n).borderTopStyle"
+    assert await typed.evaluate(border) == "dashed"  # the boundary is above the message
+    started = typed.locator("xpath=following-sibling::div[contains(@class, 'k-turn')][1]")
+    assert await started.evaluate(border) == "none"  # and the turn it starts joins it
+    assert await typed.evaluate(
+        "(n) => n.previousElementSibling.classList.contains('k-end')"
+    ), "the message follows the previous turn's end line"

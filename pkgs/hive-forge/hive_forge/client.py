@@ -167,6 +167,12 @@ def next_page(link_header: str | None) -> int | None:
     return None
 
 
+def _total_count(headers: Mapping[str, str]) -> int | None:
+    """`X-Total-Count` as a number, or None when absent or not a number."""
+    raw = headers.get("X-Total-Count", "").strip()
+    return int(raw) if raw.isdigit() else None
+
+
 def _expect_dict(data: object, what: str) -> dict[str, object]:
     if not isinstance(data, dict):
         raise ForgeError(f"unexpected answer from Forgejo for {what}: not a JSON object")
@@ -366,13 +372,19 @@ class ForgeClient:
     # --- transport ----------------------------------------------------------------------
 
     async def _list_all(self, path: str, *, subject: str, check_repo: bool = True) -> list[object]:
-        """Follow Forgejo's pagination (`page`/`limit` + `Link: rel="next"`) to the end.
+        """Every item of a list endpoint, whichever paging headers the server sends.
 
-        Endpoints that do not page (issue comments) ignore the query and send no Link
-        header, so this is one request for them.
+        Asks `page`/`limit` and trusts no single header (docs/hive-forge.md, "Paging"):
+        with a `Link` header it follows `rel="next"`; with only `X-Total-Count` (Gitea,
+        older Forgejo on label lists) it reads until it has that many items; with neither
+        it stops at an empty or short page (shorter than the first, which is the server's
+        real page size) or at a page equal to the one before (an endpoint that ignores
+        `page`, like issue comments).
         """
         items: list[object] = []
         page = 1
+        first_len: int | None = None
+        previous: list[object] | None = None
         for _ in range(MAX_PAGES):
             data, headers = await self._request(
                 "GET",
@@ -382,11 +394,27 @@ class ForgeClient:
                 subject=subject,
                 check_repo=check_repo,
             )
-            items.extend(_expect_list(data, subject))
-            following = next_page(headers.get("Link"))
-            if following is None or following <= page:
-                return items
-            page = following
+            chunk = _expect_list(data, subject)
+            if chunk and chunk == previous:
+                return items  # the server ignores `page`: this is the list again
+            items.extend(chunk)
+            if first_len is None:
+                first_len = len(chunk)
+            if headers.get("Link") is not None:
+                following = next_page(headers.get("Link"))
+                if following is None or following <= page:
+                    return items
+                page = following
+            else:
+                total = _total_count(headers)
+                if not chunk:
+                    return items
+                if total is not None and len(items) >= total:
+                    return items
+                if total is None and len(chunk) < first_len:
+                    return items
+                page += 1
+            previous = chunk
         raise ForgeError(f"Forgejo kept paging {subject} past {MAX_PAGES} pages; giving up")
 
     async def _request(

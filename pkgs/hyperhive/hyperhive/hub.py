@@ -2,12 +2,16 @@
 
 The dashboard's SSE stream is a subscriber; `/api/state` snapshots carry the `seq` they
 were taken at, so a client drops frames with `seq <= snapshot.seq` (SPEC §11).
+
+`seq` starts again at 1 with every daemon start; `epoch` (random, per start) tells the
+lives apart, so a `seq` is only ever compared with one of the same epoch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +32,7 @@ class Hub:
 
     def __init__(self) -> None:
         self.seq = 0
+        self.epoch = secrets.token_hex(4)
         self._subscribers: set[asyncio.Queue[Change]] = set()
 
     @property

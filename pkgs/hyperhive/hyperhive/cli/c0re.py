@@ -146,7 +146,12 @@ VERBS: dict[str, tuple[str, list[tuple[str, dict[str, object]]], Build]] = {
     ),
     "spawn": (
         "create and start an agent now (no approval)",
-        [("name", {"help": "1-9 chars: a-z first, then a-z 0-9 -"})],
+        [
+            (
+                "name",
+                {"help": "1-9 chars: a-z first, then a-z 0-9, a single - only between two of them"},
+            )
+        ],
         lambda a: rq.Spawn(name=a.name),
     ),
     "request-spawn": (

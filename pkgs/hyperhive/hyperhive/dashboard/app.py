@@ -19,7 +19,7 @@ from aiohttp import web
 
 from hyperhive import webstatic
 from hyperhive.approvals.store import ApprovalKind
-from hyperhive.dashboard.stream import Fanout
+from hyperhive.dashboard.stream import RESYNC, Fanout
 from hyperhive.dashboard.views import FLOW_LIMIT, Renderer, clip_row, snapshot
 from hyperhive.errors import (
     Conflict,
@@ -41,8 +41,8 @@ HIVE: web.AppKey[Hive] = web.AppKey("hive")
 RENDERER = web.AppKey("renderer", Renderer)
 FANOUT = web.AppKey("fanout", Fanout)
 TASKS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("tasks")
-PUBLIC_PAGES = frozenset({"/", "/login"})
-"""Served without a key: the page shell (dashboard.js loads everything with the key)."""
+PUBLIC_PAGES = frozenset({"/", "/login", "/favicon.ico"})
+"""Served without a key: the page shell (dashboard.js loads everything with the key), its icon."""
 
 STATIC = Path(__file__).parent / "static"
 
@@ -129,22 +129,38 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html")
 
 
+async def favicon(request: web.Request) -> web.FileResponse:
+    """The shared icon (public: browsers ask without the key, on every load)."""
+    return web.FileResponse(webstatic.FAVICON)
+
+
 async def state(request: web.Request) -> web.Response:
     """The snapshot; `?html=1` adds every list rendered (what the page resyncs from)."""
     await request.app[HIVE].approvals.reap_orphans()
     snap = snapshot(request.app[HIVE], request.app[FANOUT].recent)
+    snap["epoch"] = request.app[HIVE].hub.epoch  # whose `seq` this is (a restart: another)
     if request.query.get("html") == "1":
         snap["html"] = request.app[RENDERER].lists(snap)
     return web.json_response(snap, headers={"Cache-Control": "no-store"})
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    """SSE: every change from now on; the client drops frames with seq <= its snapshot's."""
+    """SSE: every change from now on; the client drops frames with seq <= its snapshot's.
+
+    Nothing is replayed: a client that says where it was (`Last-Event-ID`, as EventSource
+    does on a reconnect, or `?after=`) and is not exactly at the newest change of this
+    daemon's life (another epoch after a restart, an older seq, or one never reached) is
+    told to `resync` first.
+    """
     fanout = request.app[FANOUT]
     response = await open_sse(request)
     client = fanout.add()  # subscribed before the first byte: the snapshot cannot miss a change
+    was = request.headers.get("Last-Event-ID") or request.query.get("after")
+    current = f"{request.app[HIVE].hub.epoch}-{fanout.recent.seq}"
     try:
         await response.write(b"retry: 1000\n: connected\n\n")
+        if was and was != current:
+            await response.write(RESYNC)
         while (chunk := await client.next_chunk()) is not None:
             await response.write(chunk)
     except ConnectionResetError:
@@ -374,6 +390,7 @@ def create_app(hive: Hive) -> web.Application:
         [
             web.get("/", index),
             web.get("/login", index),
+            web.get("/favicon.ico", favicon),
             web.static("/static/common", webstatic.DIR),
             web.static("/static", STATIC),
             web.get("/api/state", state),

@@ -32,10 +32,10 @@ RESYNC = b"event: resync\ndata: {}\n\n"
 CLOSED: None = None
 
 
-def sse_frame(change: Change, payload: dict[str, object]) -> bytes:
-    """One `change` event; `id` lets EventSource report where it was on reconnect."""
+def sse_frame(change: Change, payload: dict[str, object], epoch: str) -> bytes:
+    """One `change` event; its id `<epoch>-<seq>` is unique across daemon restarts."""
     data = json.dumps(payload, separators=(",", ":"), default=str)
-    return f"id: {change.seq}\nevent: change\ndata: {data}\n\n".encode()
+    return f"id: {epoch}-{change.seq}\nevent: change\ndata: {data}\n\n".encode()
 
 
 class Stream:
@@ -125,7 +125,9 @@ class Fanout:
     def encode(self, change: Change) -> bytes:
         """The SSE frame of one change: its data plus the page ops it implies."""
         ops = [op.as_json() for op in self._renderer.ops(change, self._hive)]
-        return sse_frame(change, {"seq": change.seq, "kind": change.kind, "ops": ops})
+        epoch = self._hive.hub.epoch
+        payload = {"epoch": epoch, "seq": change.seq, "kind": change.kind, "ops": ops}
+        return sse_frame(change, payload, epoch)
 
     async def run(self) -> None:
         """Forward hub changes until cancelled."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +16,19 @@ logger = logging.getLogger(__name__)
 
 # A subscriber that falls this far behind loses its oldest events, not the harness's memory.
 SUBSCRIBER_BACKLOG = 1000
+EPOCH_RE = re.compile(r"[0-9a-f]{8}")
+"""An epoch as it appears in an SSE id ``<epoch>-<n>``."""
+
+
+def new_epoch() -> str:
+    """A fresh epoch: 8 random hex digits, different on every start.
+
+    Event numbers are unique only within an epoch: after a restart whose store was
+    emptied (events_vacuum) or in no-store mode they start again at 1. A client names
+    its position as ``<epoch>-<n>``, so a position from an earlier life is recognised
+    and answered with a full resync, never compared with this life's numbers.
+    """
+    return secrets.token_hex(4)
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,16 @@ class EventBus:
         self._sink = sink
         self._next_id = first_id
         self._subscribers: set[asyncio.Queue[Event]] = set()
+        self.epoch = new_epoch()
+
+    @property
+    def last_id(self) -> int:
+        """The id of the newest published event (first_id - 1 before the first)."""
+        return self._next_id - 1
+
+    def position(self, event_id: int) -> str:
+        """The SSE id of event ``event_id`` of this epoch: ``<epoch>-<n>``."""
+        return f"{self.epoch}-{event_id}"
 
     def publish(self, kind: str, payload: dict[str, Any]) -> Event:
         """Stamp, fan out and store one event. Never blocks, never raises for a slow reader."""

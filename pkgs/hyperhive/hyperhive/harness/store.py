@@ -84,6 +84,11 @@ class EventStore:
         await self._flush()
         await self._db.close()
 
+    @property
+    def working(self) -> bool:
+        """False once a write failed (then the harness runs as in no-store mode)."""
+        return not self._broken
+
     def list_events(self, after_id: int = 0, limit: int = 500) -> list[Event]:
         """Stored events with id > ``after_id``, oldest first."""
         rows = self._db.read(

@@ -18,7 +18,15 @@ from hyperhive.ports import fnv1a32 as fnv1a32
 
 AgentName = NewType("AgentName", str)
 
-NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,8}")
+# The intersection of every rule a name meets downstream (docs/lifecycle.md, "Names"):
+# systemd's machine and host names (letters, digits, '-'; no '-' at either end of a
+# label), nixos-container's (no '_', at most 11 characters with the "h-" prefix, since
+# the host-side interface "ve-h-<name>" must fit 15), DNS's reserved "??--" labels (no
+# "--" at all, the simple form of that rule), and our own paths and ports (lowercase, no
+# '/' or '.'). Each '-' sits between two letters or digits. modules/lib.nix's
+# isValidAgentName and the dashboard's spawn form use the same pattern and bound.
+NAME_RE = re.compile(r"[a-z](?:-?[a-z0-9]){0,8}")
+NAME_MAX = 9
 MANAGER = AgentName("manager")
 OPERATOR = "operator"
 SYSTEM = "system"
@@ -29,11 +37,11 @@ RESERVED = frozenset({MANAGER, OPERATOR, SYSTEM})
 
 def validate_name(name: object) -> AgentName:
     """Return `name` as an AgentName, or raise InvalidName saying what the rule is."""
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+    if not isinstance(name, str) or len(name) > NAME_MAX or not NAME_RE.fullmatch(name):
         shown = repr(name)[:40]
         raise InvalidName(
             f"invalid agent name {shown}: use 1-9 characters, a lowercase letter first,"
-            " then lowercase letters, digits or '-'"
+            " then lowercase letters, digits or single '-' between them (not at the end)"
         )
     if name in RESERVED:
         raise InvalidName(f"agent name {name!r} is reserved; choose another")

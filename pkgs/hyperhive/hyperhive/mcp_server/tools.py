@@ -140,7 +140,11 @@ def build_server(role: Role, socket: Path) -> FastMCP:
 def _add_manager_tools(server: FastMCP, broker: Broker) -> None:
     @server.tool()
     async def request_spawn(name: str, description: str = "") -> str:
-        """Ask the operator to approve a new agent `name` (lowercase, at most 9 characters)."""
+        """Ask the operator to approve a new agent `name`.
+
+        Names: 1-9 characters, a lowercase letter first, then lowercase letters or digits,
+        a single '-' only between two of them (not at the end).
+        """
         reply = await broker.call(_request(rq.RequestSpawn, name=name, description=description))
         return _ok(reply, f"spawn of {name} requested; the operator decides")
 

@@ -1,7 +1,8 @@
 """The per-agent web UI (SPEC §12): an aiohttp app factory, its routes and the SSE stream.
 
-Routes: ``GET /``, ``GET /static/*``, ``GET /events/history`` (the last 2000 events),
-``GET /events/stream`` (SSE, resumable with ``Last-Event-ID`` or ``?after=<id>``),
+Routes: ``GET /``, ``GET /static/*``, ``GET /favicon.ico``, ``GET /events/history`` (the
+last 2000 events), ``GET /events/stream`` (SSE, resumable with ``Last-Event-ID`` or
+``?after=<epoch>-<id>``; a position from another epoch gets ``event: resync``),
 ``GET /api/state``, ``GET /api/journal``, and the POST-only controls ``/api/send``,
 ``/api/cancel``, ``/api/compact``, ``/api/model``, ``/api/new-session``,
 ``/api/login/start``, ``/api/login/code``. POSTs from another origin are refused.
@@ -14,6 +15,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -25,7 +27,7 @@ from aiohttp_sse import EventSourceResponse
 
 from hyperhive import webstatic
 from hyperhive.errors import InvalidRequest
-from hyperhive.harness.events import Event
+from hyperhive.harness.events import EPOCH_RE, Event
 from hyperhive.harness.journal import read_journal
 from hyperhive.harness.login import LoginRunner
 from hyperhive.web import KEY_CHECK, bearer, create_web_app, open_sse
@@ -44,8 +46,9 @@ STRING_CAP = 16 * 1024
 KEEPALIVE_SECONDS = 15.0
 KEY_RECHECK_SECONDS = 5.0
 """How often an open stream checks its key is still this page's (a rotation ends it)."""
-PUBLIC_PAGES = frozenset({"/"})
-"""The page shell (no agent data; webui.js loads everything with the key)."""
+PUBLIC_PAGES = frozenset({"/", "/favicon.ico"})
+"""The page shell (no agent data; webui.js loads everything with the key) and its icon."""
+POSITION_RE = re.compile(rf"({EPOCH_RE.pattern})-([0-9]{{1,15}})")
 LOGIN_HINT = (
     "not logged in to this page: open it from the dashboard's link to this agent"
     " (the link carries this page's key in its #fragment)"
@@ -148,6 +151,11 @@ async def page(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html")
 
 
+async def favicon(request: web.Request) -> web.FileResponse:
+    """The shared icon (public: browsers ask without the key, on every load)."""
+    return web.FileResponse(webstatic.FAVICON)
+
+
 async def api_state(request: web.Request) -> web.Response:
     """The current state snapshot."""
     harness = request.app[HARNESS]
@@ -156,71 +164,111 @@ async def api_state(request: web.Request) -> web.Response:
     snap = controls.snapshot()
     snap["role"] = harness.role.value
     snap["store"] = harness.store is not None
+    snap["epoch"] = harness.bus.epoch
     snap["now"] = time.time()  # the page measures "thinking · N s" against this clock
     return web.json_response(snap)
 
 
 async def history(request: web.Request) -> web.Response:
-    """The newest events (at most 2000), oldest first, and the id to resume the stream at."""
-    store = request.app[HARNESS].store
+    """The newest events (at most 2000), oldest first, and the position to resume at.
+
+    ``epoch`` and ``last_id`` name that position (the stream's ``?after=<epoch>-<last_id>``);
+    every event up to ``last_id`` is in ``events`` or gone for good (vacuumed, no store).
+    """
+    harness = request.app[HARNESS]
+    store = harness.store
+    last = harness.bus.last_id  # before the flush: all of these are stored after it
+    answer: dict[str, Any] = {"epoch": harness.bus.epoch, "last_id": last}
     if store is None:
-        return web.json_response({"events": [], "last_id": 0, "store": False})
+        return web.json_response({**answer, "events": [], "store": False})
     try:
         limit = max(1, min(int(request.query.get("limit", HISTORY_LIMIT)), HISTORY_LIMIT))
     except ValueError as exc:
         raise InvalidRequest("limit must be a whole number (1-2000)") from exc
     await store.flush()
-    events = store.list_recent(limit)
-    return web.json_response(
-        {
-            "events": [event_json(e) for e in events],
-            "last_id": events[-1].id if events else 0,
-            "store": True,
-        }
-    )
+    events = [e for e in store.list_recent(limit) if e.id <= last]
+    return web.json_response({**answer, "events": [event_json(e) for e in events], "store": True})
 
 
-def resume_id(request: web.Request) -> int:
-    """Where a stream resumes: ``Last-Event-ID`` (a reconnect) or ``?after=``."""
+class Resync(Exception):
+    """The client's position cannot be resumed here; it must reload state and history."""
+
+
+def resume_id(request: web.Request, epoch: str) -> int:
+    """Where a stream resumes: ``Last-Event-ID`` (a reconnect) or ``?after=``.
+
+    0 (or nothing) means "from now on". A position ``<epoch>-<n>`` of this epoch resumes
+    after event n; one of another epoch (the harness restarted), or a bare number (no
+    epoch: it cannot be told apart from a number of an earlier life), raises Resync.
+    """
     raw = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
-    try:
-        return max(0, int(raw))
-    except ValueError as exc:
-        raise InvalidRequest("after / Last-Event-ID must be an event id") from exc
+    if raw == "0":
+        return 0
+    match = POSITION_RE.fullmatch(raw)
+    if match is None and not raw.isdigit():
+        raise InvalidRequest("after / Last-Event-ID must be a position <epoch>-<id> (or 0)")
+    if match is None or match.group(1) != epoch:
+        raise Resync
+    return int(match.group(2))
+
+
+async def backlog(harness: Harness, after: int) -> list[Event]:
+    """Stored events after ``after`` of this epoch; Resync when they cannot all be sent."""
+    if after > harness.bus.last_id:
+        raise Resync  # a position this life has not reached: not ours
+    if after == harness.bus.last_id:
+        return []
+    store = harness.store
+    if store is None or not store.working:
+        return []  # no-store mode: live only, as the page says
+    await store.flush()
+    events = store.list_events(after, HISTORY_LIMIT + 1)
+    if not events or events[0].id != after + 1 or len(events) > HISTORY_LIMIT:
+        raise Resync  # vacuumed meanwhile, or more than one history: start again
+    return events
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    """SSE: events after the resume id (from the store), then live ones; inbox snapshots.
+    """SSE: events after the resume position (from the store), then live ones; inbox snapshots.
 
+    A position that cannot be resumed gets one ``event: resync`` frame and the stream
+    ends: the page reloads its state and history and reconnects from there.
     The stream ends once the key it was opened with is no longer this page's key (the
     operator rotated the secret): a rotation ends every session, open streams included.
     """
-    after = resume_id(request)
-    key = bearer(request) or ""
     harness = request.app[HARNESS]
+    key = bearer(request) or ""
     inbox = request.app[CONTROLS].inbox
     task = asyncio.current_task()
     assert task is not None
     request.app[STREAMS].add(task)
-    resp = await open_sse(request, KEEPALIVE_SECONDS)
+    resp: EventSourceResponse | None = None
     try:
         async with harness.bus.subscribe() as queue:
             # Subscribed first, then read the store: nothing falls between the two.
-            last = after
-            if after and harness.store is not None:
-                await harness.store.flush()
-                for event in harness.store.list_events(after, HISTORY_LIMIT):
-                    await send_event(resp, event)
-                    last = event.id
+            try:
+                last = resume_id(request, harness.bus.epoch)
+                events = await backlog(harness, last) if last else []
+            except Resync:
+                resp = await open_sse(request, KEEPALIVE_SECONDS)
+                await send_resync(resp, harness.bus.epoch, harness.bus.last_id)
+                return resp
+            last = last or harness.bus.last_id
+            resp = await open_sse(request, KEEPALIVE_SECONDS)
+            for event in events:
+                await send_event(resp, event, harness.bus.epoch)
+                last = event.id
             with inbox.watching():
                 await send_inbox(resp, inbox.view())
-                await pump(resp, queue, inbox, last, lambda: request.app[KEY_CHECK](key))
+                epoch = harness.bus.epoch
+                await pump(resp, queue, inbox, last, epoch, lambda: request.app[KEY_CHECK](key))
     except ConnectionResetError:
         pass  # the browser went away
     finally:
         request.app[STREAMS].discard(task)
-        resp.stop_streaming()
-    return resp
+        if resp is not None:
+            resp.stop_streaming()
+    return resp if resp is not None else web.Response(status=204)
 
 
 async def pump(
@@ -228,6 +276,7 @@ async def pump(
     queue: asyncio.Queue[Event],
     inbox: InboxWatcher,
     last: int,
+    epoch: str,
     still_valid: Callable[[], bool],
 ) -> None:
     """Forward bus events and inbox changes until the client goes away or the key changes."""
@@ -242,7 +291,7 @@ async def pump(
             if get in done:
                 event = get.result()
                 if event.id > last:  # the store backlog may already have sent it
-                    await send_event(resp, event)
+                    await send_event(resp, event, epoch)
                     last = event.id
                 get = asyncio.create_task(queue.get())
             if changed in done:
@@ -254,10 +303,16 @@ async def pump(
         changed.cancel()
 
 
-async def send_event(resp: EventSourceResponse, event: Event) -> None:
-    """One SSE frame carrying a bus event (its id lets the browser resume)."""
+async def send_event(resp: EventSourceResponse, event: Event, epoch: str) -> None:
+    """One SSE frame carrying a bus event; its id ``<epoch>-<n>`` lets the browser resume."""
     data = json.dumps(event_json(event), separators=(",", ":"))
-    await resp.send(data, id=str(event.id), event="ev")
+    await resp.send(data, id=f"{epoch}-{event.id}", event="ev")
+
+
+async def send_resync(resp: EventSourceResponse, epoch: str, last_id: int) -> None:
+    """The frame that tells a client its position is from another life: reload everything."""
+    data = json.dumps({"epoch": epoch, "last_id": last_id}, separators=(",", ":"))
+    await resp.send(data, event="resync")
 
 
 async def send_inbox(resp: EventSourceResponse, view: dict[str, Any]) -> None:
@@ -376,6 +431,7 @@ def create_app(harness: Harness, *, inbox_interval: float | None = None) -> web.
     app.on_shutdown.append(close_streams)
     r = app.router
     r.add_get("/", page)
+    r.add_get("/favicon.ico", favicon)
     r.add_static("/static/common", webstatic.DIR)
     r.add_static("/static", HERE / "static")
     r.add_get("/events/history", history)

@@ -145,7 +145,9 @@ function flowChanged(stuck, added) {
 
 // -- the change feed --------------------------------------------------------------------------
 
-const feed = { snapSeq: null, buffer: [], stale: false };
+// `epoch` names the daemon's life the seqs belong to: seq starts again at 1 on a restart,
+// so a seq is only compared with one of the same epoch.
+const feed = { snapSeq: null, epoch: null, buffer: [], stale: false };
 
 function apply(frame) {
   const all = lists();
@@ -178,7 +180,11 @@ async function sync() {
   if (stuck) toBottom();
   counts();
   feed.snapSeq = snap.seq;
+  feed.epoch = snap.epoch;
   document.body.dataset.seq = snap.seq;
+  // A held frame of another life (the daemon restarted meanwhile) makes this snapshot
+  // uncomparable with the stream: take another one.
+  if (feed.buffer.some((f) => f.epoch !== snap.epoch)) feed.stale = true;
   const held = feed.buffer.filter((f) => f.seq > snap.seq);
   feed.buffer = [];
   if (feed.stale) { feed.stale = false; resync(); return; }
@@ -201,6 +207,7 @@ function connect() {
       // too many frames while the snapshot loads: drop them and take another snapshot after
       if (feed.buffer.push(frame) > 5000) { feed.buffer = []; feed.stale = true; }
     }
+    else if (frame.epoch !== feed.epoch) resync(); // the daemon restarted since the snapshot
     else if (frame.seq > feed.snapSeq) { apply(frame); document.body.dataset.seq = frame.seq; }
   };
   hiveAuth.stream("/dashboard/stream", {

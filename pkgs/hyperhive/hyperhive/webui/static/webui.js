@@ -32,7 +32,10 @@ const BRAIN = (() => {
 const ui = {
   state: null, // the last /api/state snapshot, updated by events
   clockSkew: 0, // server time - browser time, seconds
+  epoch: null, // the harness's life the ids below belong to (a restart starts a new one)
   lastId: 0,
+  live: null, // the open stream
+
   tools: new Map(), // tool_use id -> its terminal line
   unseen: 0,
   models: [],
@@ -512,17 +515,24 @@ async function loadHistory() {
   } finally {
     ui.replaying = false;
   }
-  ui.lastId = Math.max(ui.lastId, j.last_id);
+  ui.epoch = j.epoch;
+  ui.lastId = j.last_id;
   ui.statusSeen = ui.state ? ui.state.status : ui.statusSeen;
   toBottom();
 }
 
+// Where the stream resumes: "<epoch>-<id>" of the events drawn, or "0" (from now on).
+const position = () => (ui.epoch ? `${ui.epoch}-${ui.lastId}` : "0");
+
 function connect() {
   const conn = $("#conn");
-  hiveAuth.stream(() => `/events/stream?after=${ui.lastId}`, {
+  ui.live = hiveAuth.stream(() => `/events/stream?after=${position()}`, {
     onOpen() { conn.textContent = "● live"; conn.className = "conn live"; },
-    onEvent(event, data) {
-      if (event === "ev") append(consume(JSON.parse(data), true));
+    onEvent(event, data, id) {
+      if (event === "resync") resync();
+      // An id of another life: numbers of different lives cannot be compared.
+      else if (event === "ev" && ui.epoch && id && !id.startsWith(`${ui.epoch}-`)) resync();
+      else if (event === "ev") append(consume(JSON.parse(data), true));
       else if (event === "inbox") renderInbox(JSON.parse(data));
     },
     onDown() {
@@ -531,6 +541,36 @@ function connect() {
       loadState().catch(() => {});
     },
   });
+}
+
+// The harness restarted (or our position is gone): its numbering may have started again,
+// so nothing we hold can be resumed. Draw everything again from a fresh state and history.
+let resyncing = false;
+async function resync() {
+  if (resyncing) return;
+  resyncing = true;
+  if (ui.live) ui.live.stop();
+  const conn = $("#conn");
+  conn.textContent = "○ reloading"; conn.className = "conn down";
+  try {
+    for (;;) {
+      try {
+        term().replaceChildren();
+        ui.tools.clear();
+        ui.epoch = null;
+        ui.lastId = 0;
+        await loadState();
+        await loadHistory();
+        append([line("k-sys", "◆", "the agent restarted: history reloaded")], { count: false });
+        break;
+      } catch (e) {
+        await new Promise((done) => setTimeout(done, 2000));
+      }
+    }
+  } finally {
+    resyncing = false;
+  }
+  connect();
 }
 
 // No key for this page, or one a rotation made old: say where the key comes from.
