@@ -16,6 +16,7 @@ import re
 import shutil
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,3 +120,20 @@ def harness_online(log: Path, name: str) -> bool:
     except OSError:
         return False
     return f"{name}: socket /run/hive/mcp.sock" in text.rsplit(f"starting {name}\n", 1)[-1]
+
+
+def api_key_operator(
+    monkeypatch: pytest.MonkeyPatch, standin: StandIn, claude_bin: Path, label: str
+) -> Router:
+    """What an API-key operator exports before `hive-c0re serve` (passed to every harness),
+    pointed at the stand-in; a fresh key per test keeps parallel tests' scripts apart."""
+    key = f"sk-test-{label}-{uuid.uuid4().hex[:12]}"
+    router = Router(standin, key)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", standin.base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    monkeypatch.setenv("DISABLE_AUTOUPDATER", "1")
+    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    # Resolved: a claude reached through a symlinked directory is not visible inside a
+    # container (docs/gotchas.md), and its agents would never take a turn.
+    monkeypatch.setenv("HYPERHIVE_CLAUDE_BIN", str(claude_bin.resolve()))
+    return router

@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import stat
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from hyperhive.lifecycle.backends import BuildFailed, build_from_repo
 from hyperhive.lifecycle.names import AgentName
 from hyperhive.lifecycle.paths import AgentPaths
 from hyperhive.settings import BackendKind
-from lifecycle.support import Router, harness_online, require_nspawn, until
+from lifecycle.support import api_key_operator, harness_online, require_nspawn, until
 from standin.api import StandIn
 
 SECRET = "root:x:0:0:SECRET-HOST-LINE:/root:/bin/bash\n"
@@ -108,13 +107,7 @@ async def nspawn_rig(
     tmp_path: Path, standin: StandIn, claude_bin: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Rig]:
     require_nspawn()
-    key = f"sk-test-hostile-{uuid.uuid4().hex[:12]}"
-    Router(standin, key)
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", standin.base_url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
-    monkeypatch.setenv("DISABLE_AUTOUPDATER", "1")
-    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-    monkeypatch.setenv("HYPERHIVE_CLAUDE_BIN", str(claude_bin))
+    api_key_operator(monkeypatch, standin, claude_bin, "hostile")
     async for rig in rig_for(
         tmp_path, backend=BackendKind.NSPAWN, crash_watch_seconds=0.2, stop_timeout_seconds=5
     ):

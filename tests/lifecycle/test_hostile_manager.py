@@ -14,7 +14,6 @@ import json
 import shutil
 import stat
 import subprocess
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from hyperhive.lifecycle.backends import AGENTS_DIR, APPLIED_DIR, harness_enviro
 from hyperhive.lifecycle.names import MANAGER, AgentName
 from hyperhive.lifecycle.nspawn import binds_for
 from hyperhive.settings import BackendKind
-from lifecycle.support import Router, harness_online, require_nspawn, until
+from lifecycle.support import api_key_operator, harness_online, require_nspawn, until
 from standin.api import StandIn
 
 SECRET = "root:x:0:0:SECRET-HOST-LINE-7f3a:/root:/bin/bash\nSECOND-SECRET-LINE-91c2 = {\n"
@@ -479,13 +478,7 @@ async def nspawn_hive(
     tmp_path: Path, standin: StandIn, claude_bin: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Hive]:
     require_nspawn()
-    key = f"sk-test-reach-{uuid.uuid4().hex[:12]}"
-    Router(standin, key)
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", standin.base_url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
-    monkeypatch.setenv("DISABLE_AUTOUPDATER", "1")
-    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-    monkeypatch.setenv("HYPERHIVE_CLAUDE_BIN", str(claude_bin))
+    api_key_operator(monkeypatch, standin, claude_bin, "reach")
     async with running_hive(
         tmp_path, backend=BackendKind.NSPAWN, crash_watch_seconds=0.2, stop_timeout_seconds=5
     ) as hive:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from hyperhive.daemon import Hive
 from hyperhive.lifecycle.names import AgentName
 from hyperhive.lifecycle.nspawn import NspawnBackend
 from hyperhive.settings import BackendKind
-from lifecycle.support import Router, harness_online, require_nspawn, until
+from lifecycle.support import Router, api_key_operator, harness_online, require_nspawn, until
 from standin.api import StandIn, Text, ToolCall
 
 
@@ -29,14 +28,7 @@ async def nspawn_hive(
     tmp_path: Path, standin: StandIn, claude_bin: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Hive, Router]]:
     require_nspawn()
-    key = f"sk-test-nspawn-{uuid.uuid4().hex[:12]}"
-    router = Router(standin, key)
-    # What an API-key operator exports before `hive-c0re serve`: passed to every harness.
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", standin.base_url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
-    monkeypatch.setenv("DISABLE_AUTOUPDATER", "1")
-    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-    monkeypatch.setenv("HYPERHIVE_CLAUDE_BIN", str(claude_bin))
+    router = api_key_operator(monkeypatch, standin, claude_bin, "nspawn")
     monkeypatch.setenv("HYPERHIVE_RATE_LIMIT_SLEEP", "1")
     async with running_hive(
         tmp_path,

@@ -9,6 +9,7 @@ import base64
 import json
 import re
 import secrets
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from hyperhive.ports import agent_port
 
 PROBE = Path(__file__).with_name("probe.py")
 REFUSED = {401, 403}
@@ -259,3 +261,16 @@ def repos(state_dir: Path) -> dict[str, str]:
     for repo in sorted(state_dir.glob("applied/*")) + sorted(state_dir.glob("agents/*/config")):
         found[str(repo.relative_to(state_dir))] = repo_state(repo)
     return found
+
+
+def free_name(prefix: str) -> str:
+    """An agent name whose web UI port is free now (the dashboard links by name)."""
+    for _ in range(200):
+        name = f"{prefix}{secrets.token_hex(3)}"
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", agent_port(name)))
+            except OSError:
+                continue
+            return name
+    raise AssertionError("no free agent port in 200 tries")

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import shutil
-import socket
 import sqlite3
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -33,22 +30,20 @@ from hyperhive.lifecycle.names import AgentName
 from hyperhive.ports import MANAGER_PORT, agent_port
 from hyperhive.settings import BackendKind
 from hyperhive.webui.app import PUBLIC_PAGES as PAGE_PUBLIC
-from lifecycle.support import Router, harness_online, require_nspawn, until
+from lifecycle.support import Router, api_key_operator, harness_online, require_nspawn, until
 from standin.api import StandIn, Text, ToolCall
 
-from security.support import PAGE_PATHS, PROBE, Route, credentials, not_refused, plan, repos, routes
-
-
-def free_name(prefix: str) -> str:
-    for _ in range(200):
-        name = f"{prefix}{secrets.token_hex(3)}"
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", agent_port(name)))
-            except OSError:
-                continue
-            return name
-    raise AssertionError("no free agent port in 200 tries")
+from security.support import (
+    PAGE_PATHS,
+    PROBE,
+    Route,
+    credentials,
+    free_name,
+    not_refused,
+    plan,
+    repos,
+    routes,
+)
 
 
 @pytest.fixture
@@ -56,15 +51,7 @@ async def nspawn_hive(
     tmp_path: Path, standin: StandIn, claude_bin: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Hive, Router, BoundApp]]:
     require_nspawn()
-    key = f"sk-test-hostile-{uuid.uuid4().hex[:12]}"
-    router = Router(standin, key)
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", standin.base_url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
-    monkeypatch.setenv("DISABLE_AUTOUPDATER", "1")
-    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-    # Resolved: a claude reached through a symlinked directory is not visible inside the
-    # container (docs/gotchas.md), and its agents would never take a turn.
-    monkeypatch.setenv("HYPERHIVE_CLAUDE_BIN", str(claude_bin.resolve()))
+    router = api_key_operator(monkeypatch, standin, claude_bin, "hostile")
     monkeypatch.setenv("HYPERHIVE_RATE_LIMIT_SLEEP", "1")
     async with running_hive(
         tmp_path, backend=BackendKind.NSPAWN, crash_watch_seconds=0.2, stop_timeout_seconds=5
