@@ -61,7 +61,9 @@ class LocalBackend:
             paths.pidfile("harness"),
             cwd=paths.state,
         )
-        logger.info("%s: harness started (local, pid file in %s)", paths.name, paths.host)
+        logger.info(
+            "%s: harness started (local, pid file %s)", paths.name, paths.pidfile("harness")
+        )
 
     async def stop(self, paths: AgentPaths) -> None:
         """SIGTERM the harness and wait for it."""
