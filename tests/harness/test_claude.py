@@ -67,9 +67,23 @@ def result(**fields: object) -> dict[str, object]:
             1,
             Outcome.PROMPT_TOO_LONG,
         ),
-        (result(is_error=True, result="API Error: 500"), [], 1, Outcome.FAILED),
-        (None, [], 137, Outcome.FAILED),
-        (result(result="done"), [], 3, Outcome.FAILED),
+        (result(is_error=True, result="API Error: 500"), [], 1, Outcome.TRANSIENT),
+        (
+            result(is_error=True, api_error_status=529, api_error_type="overloaded_error"),
+            [],
+            1,
+            Outcome.TRANSIENT,
+        ),
+        (
+            result(is_error=True, api_error_status=400, result="Credit balance is too low"),
+            [],
+            1,
+            Outcome.FAILED,
+        ),
+        (None, [], 137, Outcome.TRANSIENT),
+        # is_error decides: the text of a successful reply is the model's, not an error.
+        (result(result="Prompt is too long, the user said"), [], 0, Outcome.OK),
+        (result(result="done"), [], -15, Outcome.OK),
     ],
 )
 def test_classify(

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,11 @@ Publish = Callable[[str, JsonObj], object]
 LINE_LIMIT = 16 * 1024 * 1024
 # After SIGINT claude flushes a result and exits within ~0.2 s; past this we kill it.
 CANCEL_GRACE_SECONDS = 10.0
+# After SIGTERM to the process group, how long before SIGKILL.
+TERM_GRACE_SECONDS = 2.0
+# After claude exits, how long its output pipes may stay open (a grandchild that escaped
+# the process group may hold them) before we stop reading.
+DRAIN_SECONDS = 2.0
 
 
 class Outcome(StrEnum):
@@ -38,6 +44,9 @@ class Outcome(StrEnum):
     NEEDS_LOGIN = "needs_login"
     PROMPT_TOO_LONG = "prompt_too_long"
     CANCELLED = "cancelled"
+    # Worth retrying the same message: overloaded, 5xx, connection errors, claude crashed.
+    TRANSIENT = "transient"
+    # Retrying will not help: a 4xx other than 401/429/too-long, or no result in time.
     FAILED = "failed"
 
 
@@ -102,6 +111,8 @@ class TurnResult:
     note: str
     exit_code: int | None
     result: JsonObj | None = None
+    # Seconds the API asked us to wait (retry-after, as claude's own retry reported it).
+    retry_after: float | None = None
 
 
 @dataclass
@@ -111,33 +122,54 @@ class _Observed:
     result: JsonObj | None = None
     api_errors: list[str] = field(default_factory=list)
     stderr_tail: list[str] = field(default_factory=list)
+    rate_limit_delay_ms: float | None = None
+
+
+TRANSIENT_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "timeout_error"})
 
 
 def classify(
-    result: JsonObj | None, api_errors: Sequence[str], exit_code: int | None, cancelled: bool
+    result: JsonObj | None,
+    api_errors: Sequence[str],
+    exit_code: int | None,
+    cancelled: bool,
+    *,
+    timed_out: bool = False,
 ) -> tuple[Outcome, str]:
     """Map claude's final ``result`` line (and ``assistant.error`` tags) to an outcome.
 
-    Observed with 2.1.330: a 429 gives ``error: "rate_limit"`` and ``api_error_status:
-    429``; a 401 or no credentials give ``error: "authentication_failed"``; an over-long
-    context gives ``terminal_reason: "prompt_too_long"`` (text "Prompt is too long ...").
+    ``is_error`` decides success; the fields and the text only say which error. Observed
+    with 2.1.330: 429 → ``error: "rate_limit"``, ``api_error_status: 429``; 401 or no
+    credentials → ``error: "authentication_failed"``; an over-long context →
+    ``terminal_reason: "prompt_too_long"``; 529/500 → ``api_error_status`` 529/500 with
+    ``api_error_type`` ``overloaded_error``/``api_error``; a crash or kill → no result line.
     """
-    text = str(result.get("result", "")) if result else ""
     if cancelled:
         return Outcome.CANCELLED, "turn cancelled by the operator"
-    status = result.get("api_error_status") if result else None
-    terminal = result.get("terminal_reason") if result else None
-    if terminal == "prompt_too_long" or text.lower().startswith("prompt is too long"):
+    if timed_out:
+        return Outcome.FAILED, "no result before the turn deadline: claude was ended"
+    if result is None:
+        return Outcome.TRANSIENT, f"claude exited with code {exit_code} without a result line"
+    text = str(result.get("result", ""))
+    if not result.get("is_error"):
+        return Outcome.OK, text
+    status = result.get("api_error_status")
+    status = status if isinstance(status, int) else None
+    kind = result.get("api_error_type")
+    if result.get("terminal_reason") == "prompt_too_long" or (
+        status == 400 and text.lower().startswith("prompt is too long")
+    ):
         return Outcome.PROMPT_TOO_LONG, text or "prompt is too long"
     if status == 429 or "rate_limit" in api_errors:
         return Outcome.RATE_LIMITED, text or "rate limited"
     if status == 401 or "authentication_failed" in api_errors:
         return Outcome.NEEDS_LOGIN, text or "not logged in"
-    if result is not None and not result.get("is_error") and exit_code == 0:
-        return Outcome.OK, text
-    if result is None:
-        return Outcome.FAILED, f"claude exited with code {exit_code} without a result line"
-    return Outcome.FAILED, text or f"claude failed (exit code {exit_code})"
+    if status is not None and 400 <= status < 500 and status not in (408, 409):
+        return Outcome.FAILED, text or f"the API refused the request ({status})"
+    if status is not None or kind in TRANSIENT_ERROR_TYPES:
+        return Outcome.TRANSIENT, text or f"API error {status}"
+    # is_error without an API status: a connection error, max turns, an execution error.
+    return Outcome.TRANSIENT, text or f"claude failed (exit code {exit_code})"
 
 
 class ClaudeProcess:
@@ -148,6 +180,7 @@ class ClaudeProcess:
         self._publish = publish
         self._cancelled = False
         self._seen = _Observed()
+        self._result_seen = asyncio.Event()
 
     @property
     def pid(self) -> int:
@@ -174,6 +207,8 @@ class ClaudeProcess:
             cwd=cwd,
             env=dict(env),
             limit=LINE_LIMIT,
+            # Its own process group: ending the turn ends claude's background tasks too.
+            start_new_session=True,
         )
         assert proc.stdin is not None
         proc.stdin.write(prompt.encode())
@@ -188,29 +223,80 @@ class ClaudeProcess:
             self._cancelled = True
             self._proc.send_signal(signal.SIGINT)
 
-    async def wait(self) -> TurnResult:
-        """Pump stdout/stderr into events until claude exits; classify the outcome."""
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._pump_stdout())
-                tasks.create_task(self._pump_stderr())
-            code = await self._proc.wait()
-        except asyncio.CancelledError:
-            await self._stop()
-            raise
-        outcome, note = classify(self._seen.result, self._seen.api_errors, code, self._cancelled)
-        if outcome is Outcome.FAILED and self._seen.stderr_tail:
-            note = f"{note}; stderr: {self._seen.stderr_tail[-1]}"
-        return TurnResult(outcome, note, code, self._seen.result)
+    async def wait(self, *, result_grace: float = 5.0, deadline: float | None = None) -> TurnResult:
+        """Pump output into events until the turn is over; classify the outcome.
 
-    async def _stop(self) -> None:
-        """SIGINT, then SIGKILL after the grace period; used when the harness stops."""
-        self.cancel()
+        The turn is over when claude exits, or ``result_grace`` seconds after its
+        ``result`` line (claude waits for background tasks before exiting), or at
+        ``deadline`` seconds without a result. Either way its process group is ended.
+        """
+        pumps = asyncio.gather(self._pump_stdout(), self._pump_stderr())
+        exited = asyncio.ensure_future(self._proc.wait())
+        timed_out = False
         try:
-            await asyncio.wait_for(asyncio.shield(self._proc.wait()), CANCEL_GRACE_SECONDS)
-        except TimeoutError:
-            self._proc.kill()
-            await self._proc.wait()
+            result_seen = asyncio.ensure_future(self._result_seen.wait())
+            try:
+                await asyncio.wait(
+                    {exited, result_seen}, timeout=deadline, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                result_seen.cancel()
+            if not exited.done():
+                if self._result_seen.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(exited), result_grace)
+                    if not exited.done():
+                        self._publish(
+                            "note",
+                            {
+                                "source": "harness",
+                                "text": f"claude still running {result_grace:g} s after its "
+                                "result (background tasks?): ending its process group",
+                            },
+                        )
+                else:
+                    timed_out = True
+                    self._publish(
+                        "note",
+                        {"source": "harness", "text": "turn deadline passed without a result"},
+                    )
+            code = await self._end_group(exited)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(pumps), DRAIN_SECONDS)
+        except asyncio.CancelledError:
+            self.cancel()
+            await self._end_group(exited, CANCEL_GRACE_SECONDS)
+            raise
+        finally:
+            pumps.cancel()
+            await asyncio.gather(pumps, return_exceptions=True)
+        outcome, note = classify(
+            self._seen.result, self._seen.api_errors, code, self._cancelled, timed_out=timed_out
+        )
+        if outcome in (Outcome.FAILED, Outcome.TRANSIENT) and self._seen.stderr_tail:
+            note = f"{note}; stderr: {self._seen.stderr_tail[-1]}"
+        delay = self._seen.rate_limit_delay_ms
+        retry_after = delay / 1000 if delay is not None else None
+        return TurnResult(outcome, note, code, self._seen.result, retry_after)
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, sig)
+
+    async def _end_group(
+        self, exited: asyncio.Future[int], grace: float = TERM_GRACE_SECONDS
+    ) -> int:
+        """End claude's process group (whatever is left of it); claude's exit code.
+
+        When claude already exited this still sweeps the group: background tasks it left
+        behind must not outlive the turn.
+        """
+        if not exited.done():
+            self._signal_group(signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(exited), grace)
+        self._signal_group(signal.SIGKILL)
+        return await exited
 
     async def _lines(self, stream: asyncio.StreamReader | None) -> Any:
         assert stream is not None
@@ -235,6 +321,15 @@ class ClaudeProcess:
                 continue
             if event.get("type") == "result":
                 self._seen.result = event
+                self._result_seen.set()
+            if (
+                event.get("type") == "system"
+                and event.get("subtype") == "api_retry"
+                and event.get("error_status") == 429
+                and isinstance(event.get("retry_delay_ms"), int | float)
+            ):
+                # claude's own retry honours retry-after; its delay is the API's hint.
+                self._seen.rate_limit_delay_ms = float(event["retry_delay_ms"])
             error = event.get("error")
             if event.get("type") == "assistant" and isinstance(error, str):
                 self._seen.api_errors.append(error)
