@@ -7,7 +7,7 @@
   poetry2nix,
 }:
 let
-  inherit (poetry2nix.lib.mkPoetry2Nix { inherit pkgs; }) mkPoetryApplication;
+  inherit (poetry2nix.lib.mkPoetry2Nix { inherit pkgs; }) mkPoetryApplication defaultPoetryOverrides;
   root = ../..;
 in
 mkPoetryApplication {
@@ -30,6 +30,16 @@ mkPoetryApplication {
   # build overrides matching each locked version; the manylinux wheels exist for both
   # x86_64-linux and aarch64-linux and poetry2nix patches their ELF files.
   preferWheels = true;
+  # Except claude-agent-sdk: its wheels bundle a claude executable (Bun); the harness runs
+  # the claude the project pins (cli_path), so the SDK is built from its sdist, which has
+  # no binary.
+  overrides = defaultPoetryOverrides.extend (
+    _final: prev: {
+      claude-agent-sdk = (prev.claude-agent-sdk.override { preferWheel = false; }).overridePythonAttrs (
+        old: { nativeBuildInputs = (old.nativeBuildInputs or [ ]) ++ [ prev.hatchling ]; }
+      );
+    }
+  );
   # The test suite runs as its own flake check (checks.<system>.pytest) with the dev
   # group; the package itself carries only the runtime dependencies.
   checkGroups = [ ];

@@ -18,7 +18,7 @@ from pathlib import Path
 from hivetest import call
 from hyperhive.harness.events import Event
 from hyperhive.harness.loop import backoff_seconds, is_turn_failed_notice
-from standin.api import ApiError, Drop, Hang, Kind, StandIn, Text, ToolCall
+from standin.api import ApiError, Drop, Hang, Kind, StandIn, Text, ToolCall, tool_results
 
 from harness.support import eventually
 from harness.test_loop import Agent, alice
@@ -271,3 +271,27 @@ def test_turn_failed_notice_is_recognised() -> None:
     assert is_turn_failed_notice('{"event": "turn_failed", "message_id": 3}')
     assert not is_turn_failed_notice('{"event": "other"}')
     assert not is_turn_failed_notice("turn_failed")
+
+
+async def test_in_process_tools_return_the_brokers_errors_to_the_model(
+    claude_bin: Path, standin: StandIn, tmp_path: Path
+) -> None:
+    async with alice(tmp_path, claude_bin, standin) as a:
+        standin.script(
+            a.run.key,
+            ToolCall("mcp__hyperhive__send", {"to": "nobody", "body": "hi"}),
+            Text("noted"),
+        )
+        mid = await a.send("say hi to nobody")
+        await ok_end(a, mid)
+        last = standin.received(a.run.key)[-1]
+        (result,) = tool_results(last.body)
+        assert "unknown recipient 'nobody'" in result, result
+        init = next(
+            e.payload
+            for e in events_of(a)
+            if e.kind == "stream" and e.payload.get("subtype") == "init"
+        )
+        assert {"name": "hyperhive", "status": "connected"}.items() <= next(
+            s for s in init["mcp_servers"] if s["name"] == "hyperhive"
+        ).items()

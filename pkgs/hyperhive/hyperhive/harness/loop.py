@@ -21,17 +21,12 @@ from enum import StrEnum
 from pathlib import Path
 
 from hyperhive.errors import Unavailable
-from hyperhive.harness.claude import (
-    ClaudeProcess,
-    Outcome,
-    TurnFlags,
-    TurnResult,
-    build_argv,
-    compact_argv,
-)
+from hyperhive.harness.claude import Outcome, TurnResult
+from hyperhive.harness.engine import SdkTurn, TurnSpec, hyperhive_server
 from hyperhive.harness.events import EventBus
 from hyperhive.harness.files import HiveFiles
 from hyperhive.harness.model import ModelFile
+from hyperhive.harness.roles import Role
 from hyperhive.settings import HarnessSettings
 from hyperhive.wire import requests as rq
 from hyperhive.wire import responses as rs
@@ -144,8 +139,10 @@ class TurnLoop:
         bus: EventBus,
         env: Mapping[str, str] | None = None,
         poll_seconds: float = 1.0,
+        role: Role = Role.AGENT,
     ) -> None:
         self.settings = settings
+        self.role = role
         self.files = files
         self.bus = bus
         base = dict(os.environ if env is None else env)
@@ -156,7 +153,9 @@ class TurnLoop:
         self.state = TurnState.IDLE
         self.status = Status.ONLINE
         self.since = time.time()
-        self._process: ClaudeProcess | None = None
+        self._process: SdkTurn | None = None
+        # The hyperhive tools, served in-process to every turn's claude (built once).
+        self._server = hyperhive_server(role, settings.socket)
         self._cancel_requested = False
         self._new_session = False
         self._login = asyncio.Event()
@@ -166,12 +165,12 @@ class TurnLoop:
 
     # -- controls (web UI) -------------------------------------------------------------
     def cancel(self) -> bool:
-        """SIGINT the running claude; False when no turn is running."""
+        """Interrupt the running turn (SDK interrupt, SIGINT as the fallback); False when idle."""
         if self._process is None:
             return False
         self._cancel_requested = True
         self._process.cancel()
-        self.bus.publish("note", {"source": "harness", "text": "cancel requested (SIGINT)"})
+        self.bus.publish("note", {"source": "harness", "text": "cancel requested (interrupt)"})
         return True
 
     def new_session(self) -> None:
@@ -355,13 +354,7 @@ class TurnLoop:
         flags = self._flags(resume)
         self._set(TurnState.THINKING)
         try:
-            process = await ClaudeProcess.start(
-                build_argv(flags),
-                prompt,
-                cwd=self.settings.cwd,
-                env=self.env,
-                publish=self.bus.publish,
-            )
+            process = await SdkTurn.start(flags, self._server, prompt, self.bus.publish)
             spawn_ms = (time.perf_counter() - popped) * 1000
             self.bus.publish(
                 "turn_start",
@@ -381,19 +374,21 @@ class TurnLoop:
         finally:
             self._set(TurnState.IDLE)
 
-    def _flags(self, resume: bool) -> TurnFlags:
+    def _flags(self, resume: bool) -> TurnSpec:
         # Model and system prompt are read per turn: both may change while we run.
-        return TurnFlags(
+        return TurnSpec(
             claude_bin=self.settings.claude_bin,
             model=self.read_model(),
             settings_file=self.files.settings,
             mcp_config_file=self.files.mcp_config,
             system_prompt=self.files.system_prompt_text(),
             allowed_tools=self.files.allowed_tools,
+            cwd=self.settings.cwd,
+            env=self.env,
             resume=resume,
         )
 
-    async def _wait(self, process: ClaudeProcess) -> TurnResult:
+    async def _wait(self, process: SdkTurn) -> TurnResult:
         self._process = process
         self._cancel_requested = False
         try:
@@ -413,13 +408,7 @@ class TurnLoop:
         flags = self._flags(resume=True)
         self._set(TurnState.COMPACTING)
         try:
-            process = await ClaudeProcess.start(
-                compact_argv(flags),
-                "/compact",
-                cwd=self.settings.cwd,
-                env=self.env,
-                publish=self.bus.publish,
-            )
+            process = await SdkTurn.start(flags, self._server, "/compact", self.bus.publish)
             result = await self._wait(process)
         except OSError as exc:
             result = TurnResult(Outcome.FAILED, str(exc), None)
