@@ -169,6 +169,8 @@ class Recorded:
     key: str
     body: JsonObj
     kind: Kind
+    # time.monotonic() when the request arrived (system-wide: comparable across processes).
+    at: float = field(default_factory=time.monotonic)
 
 
 # Claude's compaction prompt (2.1.330) asks for "<analysis>" and "<summary>" blocks.
