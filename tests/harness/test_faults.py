@@ -295,3 +295,20 @@ async def test_in_process_tools_return_the_brokers_errors_to_the_model(
         assert {"name": "hyperhive", "status": "connected"}.items() <= next(
             s for s in init["mcp_servers"] if s["name"] == "hyperhive"
         ).items()
+
+
+async def test_a_turn_without_a_result_is_ended_at_the_deadline(
+    claude_bin: Path, standin: StandIn, tmp_path: Path
+) -> None:
+    async with alice(tmp_path, claude_bin, standin, turn_timeout_seconds=3.0) as a:
+        hang = Hang(max_seconds=120)  # the model never finishes
+        standin.script(a.run.key, hang, Text("next one"))
+        mid = await a.send("work")
+        start = await a.run.wait_event("turn_start", lambda e: e.payload["message_id"] == mid)
+        failed = await a.run.wait_event("turn_failed", within=60)
+        assert failed.payload["message_id"] == mid
+        assert "deadline" in failed.payload["reason"]
+        assert await a.acked(mid)
+        await eventually(lambda: not Path(f"/proc/{start.payload['pid']}").exists())
+        second = await a.send("next")
+        assert (await a.turn_end(second)).payload["ok"] is True
