@@ -14,6 +14,7 @@ import os
 import signal
 import uuid
 from pathlib import Path
+from typing import Any
 
 from hivetest import call
 from hyperhive.harness.events import Event
@@ -135,8 +136,11 @@ async def test_background_bash_does_not_hold_the_turn_open(
         end = await a.turn_end(first, within=30)  # claude would wait for it forever
         assert end.payload["ok"] is True, end.payload
         assert await a.acked(first)
-        notes = [e.payload["text"] for e in events_of(a) if e.kind == "note"]
-        assert any("after its result" in n for n in notes), notes
+        await eventually(  # the store lags the bus
+            lambda: any(
+                e.kind == "note" and "after its result" in e.payload["text"] for e in events_of(a)
+            )
+        )
         await eventually(lambda: not processes_with(token))  # the process group was ended
         second = await a.send("next")
         assert (await a.turn_end(second)).payload["ok"] is True
@@ -243,12 +247,16 @@ async def test_a_message_arriving_during_a_retry_wait_is_handled_after_it(
         await a.turn_end(first)  # the transient failure: now waiting for the retry
         second = await a.send("two")
         await ok_end(a, second)
-        order = [
-            (e.kind, e.payload["message_id"])
-            for e in events_of(a)
-            if e.kind in ("turn_start", "turn_end")
-        ]
-        assert order == [
+
+        def order() -> list[tuple[str, int]]:
+            return [
+                (e.kind, e.payload["message_id"])
+                for e in events_of(a)
+                if e.kind in ("turn_start", "turn_end")
+            ]
+
+        await eventually(lambda: ("turn_end", second) in order())  # the store lags the bus
+        assert order() == [
             ("turn_start", first),
             ("turn_end", first),
             ("turn_start", first),
@@ -287,11 +295,16 @@ async def test_in_process_tools_return_the_brokers_errors_to_the_model(
         last = standin.received(a.run.key)[-1]
         (result,) = tool_results(last.body)
         assert "unknown recipient 'nobody'" in result, result
-        init = next(
-            e.payload
-            for e in events_of(a)
-            if e.kind == "stream" and e.payload.get("subtype") == "init"
-        )
+
+        def inits() -> list[dict[str, Any]]:
+            return [
+                e.payload
+                for e in events_of(a)
+                if e.kind == "stream" and e.payload.get("subtype") == "init"
+            ]
+
+        await eventually(inits)  # the store lags the bus
+        init = inits()[0]
         assert {"name": "hyperhive", "status": "connected"}.items() <= next(
             s for s in init["mcp_servers"] if s["name"] == "hyperhive"
         ).items()

@@ -206,6 +206,10 @@ class SdkTurn:
             with contextlib.suppress(Exception):
                 await client.disconnect()
             raise OSError(f"cannot start claude through the SDK: {exc}") from exc
+        except BaseException:  # cancelled (the harness stops): no claude left behind
+            with contextlib.suppress(Exception):
+                await asyncio.shield(client.disconnect())
+            raise
         turn = cls(client, publish, _pid_of(client))
         holder.append(turn)
         return turn

@@ -354,8 +354,11 @@ class TurnLoop:
         flags = self._flags(resume)
         self._set(TurnState.THINKING)
         try:
+            starting = time.perf_counter()
             process = await SdkTurn.start(flags, self._server, prompt, self.bus.publish)
-            spawn_ms = (time.perf_counter() - popped) * 1000
+            connect_ms = (time.perf_counter() - starting) * 1000
+            # The harness's own share (SPEC §18): popped -> claude being spawned.
+            spawn_ms = (starting - popped) * 1000
             self.bus.publish(
                 "turn_start",
                 {
@@ -365,6 +368,8 @@ class TurnLoop:
                     "resume": resume,
                     "pid": process.pid,
                     "popped_to_spawn_ms": round(spawn_ms, 3),
+                    # Spawn, claude's start and the SDK's initialize handshake.
+                    "connect_ms": round(connect_ms, 3),
                 },
             )
             return await self._wait(process)
