@@ -31,7 +31,8 @@ p2n.mkPoetryApplication {
   # a manylinux wheel of every compiled package for x86_64 and aarch64 (checked by
   # checks/poetry-lock.nix), and poetry2nix patches their ELF files.
   preferWheels = true;
-  # poetry2nix's defaults, plus the packages the lock names but Linux never installs.
+  # poetry2nix's defaults, the packages the lock names but Linux never installs, and
+  # claude-agent-sdk from its sdist (see poetry-overrides.nix).
   overrides = (import ./poetry-overrides.nix).overrides p2n;
   # The test suite runs as its own flake check (checks.<system>.pytest) with the dev
   # group; the package itself carries only the runtime dependencies.

@@ -10,16 +10,26 @@
   # with packages whose own markers exclude the platform.
   absent = [ "pywin32" ];
 
-  # The override for mkPoetryApplication/mkPoetryEnv: poetry2nix's defaults plus `absent`.
+  # The override for mkPoetryApplication/mkPoetryEnv: poetry2nix's defaults plus `absent`,
+  # and claude-agent-sdk built from its sdist: its wheels bundle a claude executable
+  # (Bun); the harness runs the claude the project pins (cli_path), and the sdist has no
+  # binary.
   overrides =
     p2n:
     p2n.defaultPoetryOverrides.extend (
-      _final: _prev:
+      _final: prev:
       builtins.listToAttrs (
         map (name: {
           inherit name;
           value = null;
         }) (import ./poetry-overrides.nix).absent
       )
+      // {
+        claude-agent-sdk =
+          (prev.claude-agent-sdk.override { preferWheel = false; }).overridePythonAttrs
+            (old: {
+              nativeBuildInputs = (old.nativeBuildInputs or [ ]) ++ [ prev.hatchling ];
+            });
+      }
     );
 }

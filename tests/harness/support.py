@@ -37,6 +37,9 @@ def harness_settings(root: Path, name: str, socket: Path, claude_bin: Path) -> H
         state_dir=root / "state",
         claude_bin=str(claude_bin),
         rate_limit_sleep=0.5,
+        retry_base_seconds=0.1,
+        retry_max_seconds=0.5,
+        result_grace_seconds=1.0,
     )
 
 

@@ -1,4 +1,4 @@
-"""claude argv and outcome classification (no model needed, but the real CLI's --help)."""
+"""The flags the SDK starts claude with, and outcome classification (the real CLI's --help)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,29 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hyperhive.harness.claude import (
-    Outcome,
-    TurnFlags,
-    build_argv,
-    classify,
-    parse_stream_line,
-)
+from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
+from hyperhive.harness.claude import Outcome, classify
+from hyperhive.harness.engine import TurnSpec, build_options
+from hyperhive.harness.roles import Role
 
-FLAGS = TurnFlags(
+SPEC = TurnSpec(
     claude_bin="claude",
     model="haiku",
     settings_file=Path("/run/hive/claude-settings.json"),
     mcp_config_file=Path("/run/hive/claude-mcp-config.json"),
     system_prompt="You are alice.",
     allowed_tools=("Bash", "mcp__hyperhive__send"),
+    cwd=Path("/state"),
+    env={},
 )
+
+
+def sdk_argv(spec: TurnSpec) -> list[str]:
+    """The command line the SDK builds for ``spec`` (its transport, not started)."""
+    from hyperhive.harness.engine import hyperhive_server
+
+    options = build_options(spec, hyperhive_server(Role.AGENT, Path("/run/hive/mcp.sock")))
+    return SubprocessCLITransport(prompt="", options=options)._build_command()
 
 
 def test_every_flag_exists_in_the_pinned_cli_help(claude_bin: Path) -> None:
@@ -30,19 +37,23 @@ def test_every_flag_exists_in_the_pinned_cli_help(claude_bin: Path) -> None:
         [str(claude_bin), "--help"], capture_output=True, text=True, timeout=60, check=True
     ).stdout
     known = set(re.findall(r"(--[a-zA-Z][\w-]*)", help_text))
-    used = {a for a in build_argv(FLAGS) if a.startswith("--")}
+    argv = sdk_argv(SPEC)
+    used = {a.split("=")[0] for a in argv if a.startswith("--")}
     assert used <= known, used - known
-    assert "--dangerously-skip-permissions" not in build_argv(FLAGS)
+    assert "--dangerously-skip-permissions" not in argv
+    assert argv[0] == "claude"  # our CLI, never the SDK's bundled one
 
 
-def test_argv_has_no_positional_prompt_and_continue_is_optional() -> None:
-    argv = build_argv(FLAGS)
+def test_the_sdk_command_has_the_flags_spec_7_names() -> None:
+    argv = sdk_argv(SPEC)
     assert argv[argv.index("--allowedTools") + 1] == "Bash,mcp__hyperhive__send"
-    assert argv[-2] == "--allowedTools"  # nothing after the list flag's value
-    assert "--continue" in argv
+    assert argv[argv.index("--tools") + 1] == "Bash,Edit,Glob,Grep,Read,Write"
     assert argv[argv.index("--append-system-prompt") + 1] == "You are alice."
-    fresh = TurnFlags(**{**FLAGS.__dict__, "resume": False})
-    assert "--continue" not in build_argv(fresh)
+    assert argv[argv.index("--settings") + 1] == "/run/hive/claude-settings.json"
+    assert argv[argv.index("--model") + 1] == "haiku"
+    assert "--strict-mcp-config" in argv
+    assert "--continue" in argv
+    assert "--continue" not in sdk_argv(TurnSpec(**{**SPEC.__dict__, "resume": False}))
 
 
 def result(**fields: object) -> dict[str, object]:
@@ -67,9 +78,23 @@ def result(**fields: object) -> dict[str, object]:
             1,
             Outcome.PROMPT_TOO_LONG,
         ),
-        (result(is_error=True, result="API Error: 500"), [], 1, Outcome.FAILED),
-        (None, [], 137, Outcome.FAILED),
-        (result(result="done"), [], 3, Outcome.FAILED),
+        (result(is_error=True, result="API Error: 500"), [], 1, Outcome.TRANSIENT),
+        (
+            result(is_error=True, api_error_status=529, api_error_type="overloaded_error"),
+            [],
+            1,
+            Outcome.TRANSIENT,
+        ),
+        (
+            result(is_error=True, api_error_status=400, result="Credit balance is too low"),
+            [],
+            1,
+            Outcome.FAILED,
+        ),
+        (None, [], 137, Outcome.TRANSIENT),
+        # is_error decides: the text of a successful reply is the model's, not an error.
+        (result(result="Prompt is too long, the user said"), [], 0, Outcome.OK),
+        (result(result="done"), [], -15, Outcome.OK),
     ],
 )
 def test_classify(
@@ -85,12 +110,3 @@ def test_cancel_wins_over_what_the_result_says() -> None:
 
 def test_failure_without_result_says_so() -> None:
     assert "without a result line" in classify(None, [], 1, cancelled=False)[1]
-
-
-@pytest.mark.parametrize("line", ["not json", "[1, 2]", '"a string"', "{broken"])
-def test_non_object_lines_are_not_events(line: str) -> None:
-    assert parse_stream_line(line) is None
-
-
-def test_object_line_is_an_event() -> None:
-    assert parse_stream_line('{"type": "system"}') == {"type": "system"}

@@ -193,7 +193,7 @@ async def test_prompt_too_long_triggers_one_compaction_then_the_turn_runs(
         assert await a.acked(mid)
 
 
-async def test_prompt_too_long_twice_compacts_only_once_and_leaves_the_message(
+async def test_prompt_too_long_twice_compacts_only_once_then_fails_for_good(
     claude_bin: Path, standin: StandIn, tmp_path: Path
 ) -> None:
     async with alice(tmp_path, claude_bin, standin) as a:
@@ -202,12 +202,11 @@ async def test_prompt_too_long_twice_compacts_only_once_and_leaves_the_message(
         assert (await a.turn_end(first)).payload["ok"] is True
         standin.script(a.run.key, ApiError.prompt_too_long(), ApiError.prompt_too_long())
         mid = await a.send("two")
-        end = await a.turn_end(mid, within=90)
-        while end.payload["outcome"] != "prompt_too_long":  # first turn_end is the failure
-            end = await a.turn_end(mid)
-        assert end.payload["ok"] is False
+        failed = await a.run.wait_event("turn_failed", within=90)
+        assert failed.payload["message_id"] == mid
         assert len(standin.received(a.run.key, Kind.COMPACT)) == 1
-        assert (await a.row(mid))["acked"] is False
+        # Acked and reported: a message no compaction can fit must not block the inbox.
+        assert await a.acked(mid)
 
 
 async def test_unparseable_stream_lines_become_notes(
@@ -224,12 +223,21 @@ async def test_unparseable_stream_lines_become_notes(
     async with alice(tmp_path, wrapper, standin) as a:
         standin.script(a.run.key, Text("fine anyway"))
         mid = await a.send("hi")
-        note = await a.run.wait_event("note", lambda e: e.payload["source"] == "stdout")
-        assert note.payload["text"] == "this is not json {"
-        err = await a.run.wait_event("note", lambda e: e.payload["source"] == "stderr")
-        assert err.payload["text"] == "a warning on stderr"
         end = await a.turn_end(mid)
         assert end.payload["ok"] is True
+        store = a.run.harness.store
+        assert store is not None
+
+        def notes() -> set[tuple[str, str]]:
+            return {
+                (e.payload["source"], e.payload["text"])
+                for e in store.list_events()
+                if e.kind == "note"
+            }
+
+        # stdout and stderr are read by separate tasks: their notes may come in any order.
+        await eventually(lambda: ("stdout", "this is not json {") in notes())
+        assert ("stderr", "a warning on stderr") in notes()
 
 
 async def test_unwritable_events_db_leaves_the_harness_running(

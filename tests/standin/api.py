@@ -30,6 +30,7 @@ import itertools
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -64,16 +65,56 @@ class ApiError:
     status: int
     type: str
     message: str
+    # Extra response headers, e.g. ``retry-after`` on a 429.
+    headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def rate_limited(cls) -> ApiError:
-        """429 as the API sends it when the organisation's rate limit is hit."""
+    def rate_limited(cls, retry_after: int | None = None) -> ApiError:
+        """429 as the API sends it when the organisation's rate limit is hit.
+
+        With ``retry_after`` it carries the ``retry-after`` header (seconds) and the
+        ``anthropic-ratelimit-requests-reset`` header (RFC 3339) the real API sends, and
+        lets claude retry it itself (``x-should-retry: true``), which is how claude
+        reports the delay (``system/api_retry`` with ``retry_delay_ms``).
+        """
+        headers: dict[str, str] = {}
+        if retry_after is not None:
+            reset = time.time() + retry_after
+            headers = {
+                "retry-after": str(retry_after),
+                "anthropic-ratelimit-requests-reset": time.strftime(
+                    "%Y-%m-%dT%H:%M:%SZ", time.gmtime(reset)
+                ),
+                "x-should-retry": "true",
+            }
         return cls(
             429,
             "rate_limit_error",
             "This request would exceed the rate limit for your organization of 50 requests "
             "per minute. Please retry after some time.",
+            headers,
         )
+
+    @classmethod
+    def overloaded(cls) -> ApiError:
+        """529 the API returns when it is overloaded (transient)."""
+        return cls(529, "overloaded_error", "Overloaded")
+
+    @classmethod
+    def server_error(cls) -> ApiError:
+        """500 for an internal error of the API (transient)."""
+        return cls(500, "api_error", "Internal server error")
+
+    @classmethod
+    def bad_request(
+        cls, message: str = "Your credit balance is too low to access the Anthropic API."
+    ) -> ApiError:
+        """A 400 that no retry will fix (permanent for this message).
+
+        Not every 400 will do: claude 2.1.330 recovers from some by itself (an invalid
+        image: it retries without it), and reports this one as ``error: "billing_error"``.
+        """
+        return cls(400, "invalid_request_error", message)
 
     @classmethod
     def unauthorized(cls) -> ApiError:
@@ -101,7 +142,14 @@ class Hang:
     started: threading.Event = field(default_factory=threading.Event)
 
 
-Step = Text | ToolCall | ApiError | Hang
+@dataclass
+class Drop:
+    """Start a message, then close the TCP connection without finishing the stream."""
+
+    text: str = "partial"
+
+
+Step = Text | ToolCall | ApiError | Hang | Drop
 StepFactory = Callable[[JsonObj], Step]
 
 
@@ -121,6 +169,8 @@ class Recorded:
     key: str
     body: JsonObj
     kind: Kind
+    # time.monotonic() when the request arrived (system-wide: comparable across processes).
+    at: float = field(default_factory=time.monotonic)
 
 
 # Claude's compaction prompt (2.1.330) asks for "<analysis>" and "<summary>" blocks.
@@ -129,8 +179,13 @@ SUMMARY = "<analysis>stand-in</analysis>\n<summary>stand-in summary of the conve
 
 
 def classify(body: JsonObj) -> Kind:
-    """A main-loop turn streams and offers tools; a compaction also does but asks for a summary."""
-    if not (body.get("stream") and body.get("tools")):
+    """A main-loop turn offers tools; a compaction also does but asks for a summary.
+
+    Main-loop requests stream, except claude's non-streaming fallback after a stream broke
+    off (observed with 2.1.330 after a dropped connection): it is the same turn, so it too
+    consumes the script.
+    """
+    if not body.get("tools"):
         return Kind.SIDE
     if COMPACT_MARKER in last_user_text(body):
         return Kind.COMPACT
@@ -304,7 +359,11 @@ class StandIn:
                 step = Text("(stand-in: script exhausted)")
             else:
                 item = queue.popleft()
-                step = item if isinstance(item, Text | ToolCall | ApiError | Hang) else item(body)
+                step = (
+                    item
+                    if isinstance(item, Text | ToolCall | ApiError | Hang | Drop)
+                    else item(body)
+                )
                 if isinstance(step, ToolCall) and needs_tool_search(step, body):
                     # Deferred tool: load its schema first, then call it on the next request.
                     step.searched = True
@@ -320,8 +379,14 @@ class StandIn:
                     "request_id": f"req_standin{next(self._ids)}",
                 },
                 status=step.status,
-                headers={"request-id": "req_standin", "x-should-retry": "false"},
+                # x-should-retry: false stops claude's own retries (tests stay fast); the
+                # harness's retry policy is what is under test.
+                headers={"request-id": "req_standin", "x-should-retry": "false", **step.headers},
             )
+        if isinstance(step, Drop) and not body.get("stream"):
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=499)
         model = str(body.get("model", "claude-standin"))
         if not body.get("stream"):
             return web.json_response(self._whole_message(model, step))
@@ -381,7 +446,7 @@ class StandIn:
             delta: JsonObj = {"type": "input_json_delta", "partial_json": json.dumps(step.input)}
             stop = "tool_use"
         else:
-            text = step.text if isinstance(step, Text | Hang) else ""
+            text = step.text if isinstance(step, Text | Hang | Drop) else ""
             block = {"type": "text", "text": ""}
             delta = {"type": "text_delta", "text": text}
             stop = "end_turn"
@@ -394,6 +459,11 @@ class StandIn:
         await resp.write(
             _sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
         )
+        if isinstance(step, Drop):
+            # The connection goes away mid-message, as when a proxy or the network drops it.
+            if request.transport is not None:
+                request.transport.abort()
+            return resp
         if isinstance(step, Hang):
             step.started.set()
             if not await self._hold_open(request, resp, step.max_seconds):

@@ -193,7 +193,24 @@ class HarnessSettings(BaseSettings):
     )
     claude_bin: str = Field("claude", description="The claude CLI to run each turn.")
     rate_limit_sleep: float = Field(
-        300.0, ge=0, description="Seconds to wait after a rate-limited turn before retrying."
+        300.0,
+        ge=0,
+        description="Seconds to wait after a rate-limited turn when the API named no reset.",
+    )
+    retry_attempts: int = Field(
+        5, ge=0, le=100, description="Retries of a message after transient failures (5xx, 529)."
+    )
+    retry_base_seconds: float = Field(
+        2.0, ge=0, description="First backoff before retrying a transient failure; doubles."
+    )
+    retry_max_seconds: float = Field(
+        120.0, ge=0, description="Cap of one backoff (jitter takes it down to half)."
+    )
+    result_grace_seconds: float = Field(
+        5.0, ge=0, description="How long claude may run after its result before it is ended."
+    )
+    turn_timeout_seconds: float = Field(
+        3600.0, gt=0, description="A turn with no result by then is ended and reported failed."
     )
     extra_mcp_servers: dict[str, ExtraMcpServer] = Field(
         default_factory=dict,

@@ -10,25 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import random
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from hyperhive.errors import Unavailable
-from hyperhive.harness.claude import (
-    ClaudeProcess,
-    Outcome,
-    TurnFlags,
-    TurnResult,
-    build_argv,
-    compact_argv,
-)
+from hyperhive.harness.claude import Outcome, TurnResult
+from hyperhive.harness.engine import SdkTurn, TurnSpec, hyperhive_server
 from hyperhive.harness.events import EventBus
 from hyperhive.harness.files import HiveFiles
 from hyperhive.harness.model import ModelFile
+from hyperhive.harness.roles import Role
 from hyperhive.settings import HarnessSettings
 from hyperhive.wire import requests as rq
 from hyperhive.wire import responses as rs
@@ -37,6 +35,35 @@ from hyperhive.wire.client import BrokerClient, BrokerError
 logger = logging.getLogger(__name__)
 
 RECONNECT_MAX_SECONDS = 2.0
+# The reason a turn_failed notice carries is clipped to this many characters.
+REASON_MAX = 500
+
+
+def backoff_seconds(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: in [d/2, d] where d = min(cap, base * 2**(n-1)).
+
+    The jitter keeps agents that failed together (an API outage) from retrying together.
+    """
+    full = min(cap, base * 2.0 ** max(attempt - 1, 0))
+    return full / 2 + random.uniform(0, full / 2)  # noqa: S311 — jitter, not a secret
+
+
+def is_turn_failed_notice(body: str) -> bool:
+    """Whether ``body`` is a turn_failed notice (never answered by another: no ping-pong)."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and value.get("event") == "turn_failed"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a message once its turns are over."""
+
+    ack: bool
+    # Set when the message failed for good: the reason, told to the sender.
+    failure: str | None = None
 
 
 class TurnState(StrEnum):
@@ -112,8 +139,10 @@ class TurnLoop:
         bus: EventBus,
         env: Mapping[str, str] | None = None,
         poll_seconds: float = 1.0,
+        role: Role = Role.AGENT,
     ) -> None:
         self.settings = settings
+        self.role = role
         self.files = files
         self.bus = bus
         base = dict(os.environ if env is None else env)
@@ -124,7 +153,9 @@ class TurnLoop:
         self.state = TurnState.IDLE
         self.status = Status.ONLINE
         self.since = time.time()
-        self._process: ClaudeProcess | None = None
+        self._process: SdkTurn | None = None
+        # The hyperhive tools, served in-process to every turn's claude (built once).
+        self._server = hyperhive_server(role, settings.socket)
         self._cancel_requested = False
         self._new_session = False
         self._login = asyncio.Event()
@@ -134,12 +165,12 @@ class TurnLoop:
 
     # -- controls (web UI) -------------------------------------------------------------
     def cancel(self) -> bool:
-        """SIGINT the running claude; False when no turn is running."""
+        """Interrupt the running turn (SDK interrupt, SIGINT as the fallback); False when idle."""
         if self._process is None:
             return False
         self._cancel_requested = True
         self._process.cancel()
-        self.bus.publish("note", {"source": "harness", "text": "cancel requested (SIGINT)"})
+        self.bus.publish("note", {"source": "harness", "text": "cancel requested (interrupt)"})
         return True
 
     def new_session(self) -> None:
@@ -192,8 +223,28 @@ class TurnLoop:
             status = await client.call(rq.Status())
             more = status.unread if isinstance(status, rs.StatusReply) else 0
             for item in reply.items:
-                if await self.handle(item, more, popped):
+                verdict = await self.handle(item, more, popped)
+                if verdict.failure is not None:
+                    await self._tell_sender(client, item, verdict.failure)
+                if verdict.ack:
                     await self._ack(client, item.id)
+
+    async def _tell_sender(self, client: BrokerClient, item: rs.MessageItem, reason: str) -> None:
+        """Send the sender a turn_failed notice, so a dropped message is never silent.
+
+        It goes out as a message from this agent (an agent cannot write system messages:
+        identity is the socket). A notice is never answered by a notice, so two agents
+        whose turns both fail cannot bounce notices forever.
+        """
+        if is_turn_failed_notice(item.body):
+            return
+        body = json.dumps(
+            {"event": "turn_failed", "message_id": item.id, "reason": reason[:REASON_MAX]}
+        )
+        try:
+            await client.call(rq.Send(to=item.sender, body=body, in_reply_to=item.id))
+        except BrokerError as exc:
+            logger.warning("turn_failed notice to %s refused: %s", item.sender, exc.message)
 
     async def _ack(self, client: BrokerClient, message_id: int) -> None:
         try:
@@ -203,63 +254,99 @@ class TurnLoop:
             # as a redelivery, which is the at-least-once contract.
             logger.warning("ack of message %d refused: %s", message_id, exc.message)
 
-    async def handle(self, item: rs.MessageItem, more: int, popped: float) -> bool:
-        """Run turns for one message until it is done; True when it should be acked."""
+    async def handle(self, item: rs.MessageItem, more: int, popped: float) -> Verdict:
+        """Run turns for one message until it is done: whether to ack, and any failure."""
         return await self._run_message(wake_prompt(item, more), item.id, popped)
 
     async def handle_operator(self, body: str) -> bool:
-        """Run turns for a message the operator typed into the web UI; True when done."""
-        return await self._run_message(operator_prompt(body), None, time.perf_counter())
+        """Run turns for a message the operator typed into the web UI; True when it worked."""
+        verdict = await self._run_message(operator_prompt(body), None, time.perf_counter())
+        return verdict.ack and verdict.failure is None
 
     async def compact(self) -> bool:
         """Compact the session now, between turns (the web UI's /compact); True when it worked."""
         async with self._turns:
             return await self._compact("compacting on request")
 
-    async def _run_message(self, prompt: str, message_id: int | None, popped: float) -> bool:
+    async def _run_message(self, prompt: str, message_id: int | None, popped: float) -> Verdict:
         waited = self._turns.locked()
         async with self._turns:
             if waited:
                 popped = time.perf_counter()  # waiting for another turn is not spawn latency
             return await self._turns_for(prompt, message_id, popped)
 
-    async def _turns_for(self, prompt: str, message_id: int | None, popped: float) -> bool:
+    async def _turns_for(self, prompt: str, message_id: int | None, popped: float) -> Verdict:
+        """Turns for one message until it succeeded, was cancelled or failed for good.
+
+        Order over progress: while this message waits for a retry, later messages stay in
+        the inbox (the loop takes one at a time). The wait is bounded by the retry settings.
+        """
         compacted = False
+        attempt = 0
         while True:
             result = await self._turn(prompt, message_id, popped)
-            popped = time.perf_counter()  # a retry's spawn latency is measured from here
             match result.outcome:
                 case Outcome.OK | Outcome.CANCELLED:
                     # A cancel is the operator's decision about this message: not retried.
-                    return self._end(message_id, result, ok=result.outcome is Outcome.OK)
+                    self._end(message_id, result, ok=result.outcome is Outcome.OK)
+                    return Verdict(ack=True)
                 case Outcome.PROMPT_TOO_LONG if not compacted:
+                    self._end(message_id, result, ok=False)
                     compacted = True
                     if not await self._compact("prompt too long: compacting"):
-                        return self._end(message_id, result, ok=False)
+                        return self._fail(message_id, f"compaction failed: {result.note}")
                 case Outcome.RATE_LIMITED:
-                    self._end(message_id, result, ok=False)
+                    wait = result.retry_after or self.settings.rate_limit_sleep
+                    self._end(message_id, result, ok=False, retry_in=wait)
                     self._set(status=Status.RATE_LIMITED)
-                    await asyncio.sleep(self.settings.rate_limit_sleep)
+                    await asyncio.sleep(wait)
                     self._set(status=Status.ONLINE)
                 case Outcome.NEEDS_LOGIN:
                     self._end(message_id, result, ok=False)
                     await self._wait_for_login(baseline=_mtime(credentials_file(self.env)))
+                case Outcome.TRANSIENT if attempt < self.settings.retry_attempts:
+                    attempt += 1
+                    wait = backoff_seconds(
+                        attempt, self.settings.retry_base_seconds, self.settings.retry_max_seconds
+                    )
+                    self._end(message_id, result, ok=False, retry_in=wait)
+                    self.bus.publish(
+                        "note",
+                        {
+                            "source": "harness",
+                            "text": f"transient failure; retry {attempt} of "
+                            f"{self.settings.retry_attempts} in {wait:.1f} s",
+                        },
+                    )
+                    await asyncio.sleep(wait)
+                case Outcome.TRANSIENT:
+                    self._end(message_id, result, ok=False)
+                    return self._fail(
+                        message_id, f"gave up after {attempt + 1} attempts: {result.note}"
+                    )
                 case _:
-                    # Not acked: the broker redelivers it after a restart (at-least-once).
-                    return self._end(message_id, result, ok=False)
+                    self._end(message_id, result, ok=False)
+                    return self._fail(message_id, result.note)
+            popped = time.perf_counter()  # a retry's spawn latency is measured from here
 
-    def _end(self, message_id: int | None, result: TurnResult, *, ok: bool) -> bool:
-        self.bus.publish(
-            "turn_end",
-            {
-                "ok": ok,
-                "note": result.note,
-                "outcome": result.outcome.value,
-                "message_id": message_id,
-                "exit_code": result.exit_code,
-            },
-        )
-        return ok or result.outcome is Outcome.CANCELLED
+    def _fail(self, message_id: int | None, reason: str) -> Verdict:
+        """A message that failed for good: ack it and say so (nothing is silently parked)."""
+        self.bus.publish("turn_failed", {"message_id": message_id, "reason": reason[:REASON_MAX]})
+        return Verdict(ack=True, failure=reason)
+
+    def _end(
+        self, message_id: int | None, result: TurnResult, *, ok: bool, retry_in: float | None = None
+    ) -> None:
+        payload: dict[str, object] = {
+            "ok": ok,
+            "note": result.note,
+            "outcome": result.outcome.value,
+            "message_id": message_id,
+            "exit_code": result.exit_code,
+        }
+        if retry_in is not None:
+            payload["retry_in"] = round(retry_in, 3)
+        self.bus.publish("turn_end", payload)
 
     async def _turn(self, prompt: str, message_id: int | None, popped: float) -> TurnResult:
         resume = not self._new_session
@@ -267,14 +354,11 @@ class TurnLoop:
         flags = self._flags(resume)
         self._set(TurnState.THINKING)
         try:
-            process = await ClaudeProcess.start(
-                build_argv(flags),
-                prompt,
-                cwd=self.settings.cwd,
-                env=self.env,
-                publish=self.bus.publish,
-            )
-            spawn_ms = (time.perf_counter() - popped) * 1000
+            starting = time.perf_counter()
+            process = await SdkTurn.start(flags, self._server, prompt, self.bus.publish)
+            connect_ms = (time.perf_counter() - starting) * 1000
+            # The harness's own share (SPEC §18): popped -> claude being spawned.
+            spawn_ms = (starting - popped) * 1000
             self.bus.publish(
                 "turn_start",
                 {
@@ -284,32 +368,39 @@ class TurnLoop:
                     "resume": resume,
                     "pid": process.pid,
                     "popped_to_spawn_ms": round(spawn_ms, 3),
+                    # Spawn, claude's start and the SDK's initialize handshake.
+                    "connect_ms": round(connect_ms, 3),
                 },
             )
             return await self._wait(process)
         except OSError as exc:
             note = f"cannot start {self.settings.claude_bin}: {exc} — check HYPERHIVE_CLAUDE_BIN"
-            return TurnResult(Outcome.FAILED, note, None)
+            return TurnResult(Outcome.TRANSIENT, note, None)
         finally:
             self._set(TurnState.IDLE)
 
-    def _flags(self, resume: bool) -> TurnFlags:
+    def _flags(self, resume: bool) -> TurnSpec:
         # Model and system prompt are read per turn: both may change while we run.
-        return TurnFlags(
+        return TurnSpec(
             claude_bin=self.settings.claude_bin,
             model=self.read_model(),
             settings_file=self.files.settings,
             mcp_config_file=self.files.mcp_config,
             system_prompt=self.files.system_prompt_text(),
             allowed_tools=self.files.allowed_tools,
+            cwd=self.settings.cwd,
+            env=self.env,
             resume=resume,
         )
 
-    async def _wait(self, process: ClaudeProcess) -> TurnResult:
+    async def _wait(self, process: SdkTurn) -> TurnResult:
         self._process = process
         self._cancel_requested = False
         try:
-            result = await process.wait()
+            result = await process.wait(
+                result_grace=self.settings.result_grace_seconds,
+                deadline=self.settings.turn_timeout_seconds,
+            )
         finally:
             self._process = None
         if self._cancel_requested:
@@ -322,13 +413,7 @@ class TurnLoop:
         flags = self._flags(resume=True)
         self._set(TurnState.COMPACTING)
         try:
-            process = await ClaudeProcess.start(
-                compact_argv(flags),
-                "/compact",
-                cwd=self.settings.cwd,
-                env=self.env,
-                publish=self.bus.publish,
-            )
+            process = await SdkTurn.start(flags, self._server, "/compact", self.bus.publish)
             result = await self._wait(process)
         except OSError as exc:
             result = TurnResult(Outcome.FAILED, str(exc), None)

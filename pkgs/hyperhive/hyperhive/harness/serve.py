@@ -36,7 +36,7 @@ class Harness:
         bus = EventBus(store, store.next_id() if store else 1)
         if store is not None:
             store.start()
-        return cls(settings, role, bus, TurnLoop(settings, files, bus), store)
+        return cls(settings, role, bus, TurnLoop(settings, files, bus, role=role), store)
 
     async def close(self) -> None:
         """Flush and close the store."""
