@@ -160,7 +160,8 @@ async def reader(url: str, streams: int, seconds: float) -> None:
                 if cut >= 0:
                     end = data.find(b"\n", cut)
                     if end > 0:
-                        last_seq[i] = int(data[cut + 4 : end])
+                        # "<epoch>-<seq>" (the epoch tells lives of the daemon apart)
+                        last_seq[i] = int(data[cut + 4 : end].rsplit(b"-", 1)[-1])
                         last_at[i] = time.monotonic()
                 tail = data[-64:]
 
