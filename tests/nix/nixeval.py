@@ -47,7 +47,16 @@ STUB_POETRY2NIX_NIX = """{
   lib.mkPoetry2Nix = { pkgs }: {
     mkPoetryApplication = args: args;
     mkPoetryEnv = args: args;
-    defaultPoetryOverrides.extend = overlay: { extended = overlay { } { }; };
+    # `prev` has what our overlay builds on: the SDK's package (override records what it
+    # was asked for) and hatchling.
+    defaultPoetryOverrides.extend = overlay: {
+      extended = overlay { } {
+        hatchling = "hatchling";
+        claude-agent-sdk.override = args: {
+          overridePythonAttrs = f: args // f { nativeBuildInputs = [ "poetry-core" ]; };
+        };
+      };
+    };
   };
 }"""
 

@@ -14,6 +14,10 @@ from nixeval import REPO, STUB_FLAKE, STUB_POETRY2NIX_NIX, NixEval
 
 SYSTEMS = ["aarch64-linux", "x86_64-linux"]
 
+# claude-agent-sdk: built from its sdist (its wheels bundle a claude executable), with the
+# build system its sdist needs.
+SDK_FROM_SDIST = {"preferWheel": False, "nativeBuildInputs": ["poetry-core", "hatchling"]}
+
 
 def test_inputs_are_pinned_to_named_branches(nix_eval: NixEval) -> None:
     inputs = nix_eval("(import ./flake.nix).inputs")
@@ -111,7 +115,7 @@ def test_pytest_check_and_dev_shell_get_main_and_dev_groups(nix_eval: NixEval) -
     )
     assert sorted(env["groups"]) == ["dev", "main"]
     assert env["preferWheels"] is True
-    assert env["nulled"] == {"pywin32": None}
+    assert env["nulled"] == {"pywin32": None, "claude-agent-sdk": SDK_FROM_SDIST}
 
 
 def test_package_prefers_wheels_and_nulls_what_linux_never_installs(nix_eval: NixEval) -> None:
@@ -130,7 +134,11 @@ def test_package_prefers_wheels_and_nulls_what_linux_never_installs(nix_eval: Ni
           }};
         in {{ inherit (app) preferWheels checkGroups; nulled = app.overrides.extended; }}"""
     )
-    assert got == {"preferWheels": True, "checkGroups": [], "nulled": {"pywin32": None}}
+    assert got == {
+        "preferWheels": True,
+        "checkGroups": [],
+        "nulled": {"pywin32": None, "claude-agent-sdk": SDK_FROM_SDIST},
+    }
 
 
 def test_pytest_check_keeps_the_dependencies_on_pythonpath(tmp_path: Path) -> None:
