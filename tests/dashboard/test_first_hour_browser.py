@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
@@ -147,6 +148,8 @@ async def test_the_first_hour_from_login_to_a_reply(
     found = re.search(r"http://127\.0\.0\.1:\d+/login#key=\S+", printed)
     assert found, printed
     login_url = found.group(0)
+    port = urlsplit(login_url).port
+    assert f"ssh -L {port}:127.0.0.1:{port} <host>" in printed  # this dashboard's port
     dash = await context.new_page()
     await dash.goto(login_url)
     await expect(dash.locator("#conn")).to_have_text("● live")
