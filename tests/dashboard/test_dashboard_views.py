@@ -89,6 +89,9 @@ def test_port_conflicts_name_every_claimant() -> None:
 def test_system_events_read_as_words_and_long_bodies_are_clipped() -> None:
     event = '{"agent": "bob", "event": "spawned", "revived": false}'
     assert readable_body(event) == "spawned · agent bob · revived false"
+    # A field with no value is left out (the first-hour walk read "note null").
+    resolved = '{"event": "approval_resolved", "agent": "bob", "note": null, "status": "approved"}'
+    assert readable_body(resolved) == "approval_resolved · agent bob · status approved"
     assert readable_body("{not json") == "{not json"
     clipped = readable_body("x" * 5000)
     assert clipped.endswith("… (3000 more characters)")

@@ -3,7 +3,8 @@
 It mimics what claude 2.1.330 prints on pipes: two lines, the authorize URL on its own line,
 then the prompt ``Paste code here if prompted > `` without a newline; it reads one line from
 stdin. The code ``good-code`` writes ``$CLAUDE_CONFIG_DIR/.credentials.json`` (the real
-file's shape) and exits 0; anything else prints an error and exits 1.
+file's shape) and exits 0; anything else prints an error and exits 1. An optional argument is
+the access token to write (what claude then sends the API stand-in: a test's own script key).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 URL = "https://claude.ai/oauth/authorize?code=true&client_id=standin&state=st4te"
 GOOD_CODE = "good-code"
+TOKEN = "sk-ant-oat01-standin"
 
 
 def main() -> int:
@@ -31,7 +33,7 @@ def main() -> int:
     path = Path(base) / ".credentials.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     token = {
-        "accessToken": "sk-ant-oat01-standin",
+        "accessToken": sys.argv[1] if len(sys.argv) > 1 else TOKEN,
         "refreshToken": "sk-ant-ort01-standin",
         "expiresAt": int((time.time() + 3600) * 1000),
         "scopes": ["user:inference"],

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
@@ -82,10 +83,11 @@ def render(reply: Reply) -> str:
         case RecentReply(rows=rows):
             return "\n".join(f"#{r.id} {r.sender} -> {r.recipient}: {r.body}" for r in rows)
         case LoginReply(url=url):
+            port = urlsplit(url).port or 7000  # the dashboard's real port, not the default
             return (
                 f"open this URL in your browser to log the dashboard in:\n\n  {url}\n\n"
-                "It holds the operator key: do not paste it anywhere else."
-                " From another machine: ssh -L 7000:127.0.0.1:7000 <host>, then open it there."
+                "It holds the operator key: do not paste it anywhere else. From another"
+                f" machine: ssh -L {port}:127.0.0.1:{port} <host>, then open it there."
                 " `hive-c0re rotate-token` ends every session."
             )
         case Ok(message=message, id=id_, ids=ids):

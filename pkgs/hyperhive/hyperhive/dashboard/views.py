@@ -69,7 +69,8 @@ BODY_CLIP = 2000
 
 
 def readable_body(body: str) -> str:
-    """A system event's JSON as `event · key value · ...`; long bodies clipped."""
+    """A system event's JSON as `event · key value · ...` (fields without a value left
+    out); long bodies clipped."""
     if body.startswith("{"):
         try:
             event = json.loads(body)
@@ -79,7 +80,7 @@ def readable_body(body: str) -> str:
             rest = [
                 f"{k} {v if isinstance(v, str) else json.dumps(v)}"
                 for k, v in event.items()
-                if k != "event"
+                if k != "event" and v is not None
             ]
             body = " · ".join([event["event"], *rest])
     if len(body) > BODY_CLIP:

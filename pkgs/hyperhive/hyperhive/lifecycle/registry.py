@@ -56,6 +56,11 @@ class Registry:
         self._hub.publish("agent", record.as_json())
         return record
 
+    def touch(self, name: str) -> None:
+        """Publish `name`'s record again, unchanged: something the pages derive from it at
+        each render (its login) changed, and a live page must redraw its row."""
+        self._hub.publish("agent", self.get(name).as_json())
+
     async def add(
         self, name: str, role: Role, allowed_recipients: list[str] | None = None
     ) -> AgentRecord:

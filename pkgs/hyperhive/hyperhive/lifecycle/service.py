@@ -521,6 +521,10 @@ class Lifecycle:
         self._logged_in[name] = now
         fresh = name in self._fresh
         self._fresh.discard(name)
+        if before != now:
+            # The dashboard's "needs login" badge comes or goes (a first look too: the row
+            # drawn at spawn said "needs login", and the login may beat this pass).
+            self._registry.touch(name)
         if name == MANAGER:
             return  # the manager could not read its own needs_login without a login
         if before is None:
