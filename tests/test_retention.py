@@ -45,6 +45,25 @@ async def test_broker_retention_deletes_only_old_acked_messages(tmp_path: Path) 
         assert left == ["new acked", "old delivered unacked", "old undelivered"]
 
 
+async def test_message_ids_are_never_handed_out_twice_after_retention(tmp_path: Path) -> None:
+    """A hive idle for a month: every message is old and acked. Retention must not free the
+    newest id, or the next message would reuse an id agents may still cite ("#12")."""
+    async with running_hive(tmp_path) as hive:
+        await call(hive.settings.host_socket, "spawn", name="alice")
+        sent = [
+            (await call(hive.settings.host_socket, "send", to="alice", body=f"m{i}"))["ids"][0]
+            for i in range(3)
+        ]
+        old = int(time.time()) - 31 * 86400
+        conn = sqlite3.connect(hive.settings.broker_db)
+        conn.execute("UPDATE messages SET sent_at = ?, delivered_at = ?, acked_at = ?", (old,) * 3)
+        conn.commit()
+        conn.close()
+        assert await hive.broker.delete_old(hive.settings.retention_days) > 0
+        fresh = (await call(hive.settings.host_socket, "send", to="alice", body="new"))["ids"][0]
+        assert fresh > max(sent)
+
+
 def make_events_db(path: Path, timestamps: list[float]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path)

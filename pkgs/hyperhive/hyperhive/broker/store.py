@@ -216,7 +216,14 @@ def recent_all(conn: sqlite3.Connection, limit: int, after_id: int = 0) -> list[
 
 
 def delete_acked_before(conn: sqlite3.Connection, cutoff: int) -> int:
-    """Retention: delete acked messages sent before `cutoff`; undelivered ones stay."""
+    """Retention: delete acked messages sent before `cutoff`; undelivered ones stay.
+
+    The newest row is always kept: sqlite gives a new row max(id) + 1, so deleting the
+    newest would hand its id (and those below it) out again, and an agent's "#12" or an
+    `in_reply_to` would name another message.
+    """
     return conn.execute(
-        "DELETE FROM messages WHERE acked_at IS NOT NULL AND sent_at < ?", (cutoff,)
+        "DELETE FROM messages WHERE acked_at IS NOT NULL AND sent_at < ?"
+        " AND id < (SELECT MAX(id) FROM messages)",
+        (cutoff,),
     ).rowcount
