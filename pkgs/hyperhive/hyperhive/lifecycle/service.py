@@ -58,6 +58,10 @@ MEANT_TO_RUN = frozenset(
 )
 
 
+PATHS_CACHE_MAX = 4096
+"""AgentPaths kept per name before the cache starts over."""
+
+
 class Lifecycle:
     """Creates, starts, stops and removes agents through one backend."""
 
@@ -86,12 +90,19 @@ class Lifecycle:
         self._logged_in: dict[str, bool] = {}
         self._fresh: set[str] = set()
         self._stale_told: dict[str, str] = {}
+        self._paths: dict[str, AgentPaths] = {}
 
     # -- helpers ---------------------------------------------------------------------------
 
     def paths(self, name: AgentName) -> AgentPaths:
-        """Host paths of an agent."""
-        return AgentPaths.of(self._settings, name)
+        """Host paths of an agent (built once per name: the dashboard asks for every agent's
+        on every render, and AgentPaths is immutable)."""
+        paths = self._paths.get(name)
+        if paths is None:
+            if len(self._paths) >= PATHS_CACHE_MAX:  # names from outside: keep it bounded
+                self._paths.clear()
+            paths = self._paths[name] = AgentPaths.of(self._settings, name)
+        return paths
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
