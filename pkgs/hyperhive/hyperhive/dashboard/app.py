@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 
 from hyperhive import webstatic
 from hyperhive.approvals.store import ApprovalKind
@@ -225,16 +227,23 @@ async def journal(request: web.Request) -> web.Response:
 # -- actions ---------------------------------------------------------------------------------
 
 
-async def form_text(request: web.Request, key: str, limit: int) -> str:
-    """A stripped form field, at most `limit` characters."""
+async def read_form(
+    request: web.Request,
+) -> MultiDictProxy[str | bytes | bytearray | FileField]:
+    """The request's form, or InvalidRequest saying what to send."""
     try:
-        form = await request.post()
+        return await request.post()
     except (ValueError, UnicodeDecodeError) as exc:
         # aiohttp raises these for a body that is not UTF-8 or not valid multipart.
         raise InvalidRequest(
             f"the form body could not be read ({type(exc).__name__}); send a UTF-8"
             " application/x-www-form-urlencoded or multipart form"
         ) from exc
+
+
+async def form_text(request: web.Request, key: str, limit: int) -> str:
+    """A stripped form field, at most `limit` characters."""
+    form = await read_form(request)
     value = form.get(key, "")
     if not isinstance(value, str):
         raise InvalidRequest(f"{key} must be text")
@@ -265,7 +274,7 @@ async def deny(request: web.Request) -> web.Response:
 async def answer_question(request: web.Request) -> web.Response:
     """Answer: the chosen options and the free text, joined with ', '."""
     question_id = row_id(request.match_info["id"], "question")
-    form = await request.post()
+    form = await read_form(request)
     parts = [c.strip() for c in form.getall("choice", []) if isinstance(c, str) and c.strip()]
     text = await form_text(request, "text", MAX_BODY)
     if text:
