@@ -63,9 +63,9 @@ def test_every_setting_is_described() -> None:
 
 
 def test_daemon_side_names_are_validated_by_one_function() -> None:
-    # The only regex for agent names is in lifecycle/names.py.
-    from hyperhive.lifecycle.names import NAME_RE
+    # The only regex for agent names is in agents/names.py.
+    from hyperhive.agents.names import NAME_RE
 
     pattern = NAME_RE.pattern
     holders = [str(p.relative_to(PKG)) for p in python_files() if pattern in p.read_text()]
-    assert holders == ["lifecycle/names.py"]
+    assert holders == ["agents/names.py"]

@@ -13,6 +13,10 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from hyperhive import logrepeat, safefs
+from hyperhive.agents.names import MANAGER, OPERATOR, AgentName
+from hyperhive.agents.paths import AgentPaths
+from hyperhive.agents.registry import Registry
+from hyperhive.agents.store import Role
 from hyperhive.approvals.service import Approvals
 from hyperhive.broker.service import Broker, SendLimits
 from hyperhive.credentials import KEY_FILE, OperatorSecret
@@ -23,11 +27,7 @@ from hyperhive.errors import Unavailable
 from hyperhive.http import BoundApp
 from hyperhive.hub import Hub
 from hyperhive.lifecycle.backends import Backend, make_backend
-from hyperhive.lifecycle.names import MANAGER, OPERATOR, AgentName
-from hyperhive.lifecycle.paths import AgentPaths
-from hyperhive.lifecycle.registry import Registry
 from hyperhive.lifecycle.service import Lifecycle
-from hyperhive.lifecycle.store import Role
 from hyperhive.ports import agent_port
 from hyperhive.questions.service import QuestionService
 from hyperhive.retention import sweep_forever

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from hyperhive.agents.names import OPERATOR
 from hyperhive.errors import HyperhiveError
-from hyperhive.lifecycle.names import OPERATOR
 from hyperhive.settings import Settings
 from hyperhive.wire import requests as rq
 from hyperhive.wire.client import BrokerClient

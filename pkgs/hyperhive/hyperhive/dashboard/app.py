@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from hyperhive import webstatic
+from hyperhive.agents.names import BROADCAST, MANAGER, OPERATOR, AgentName, validate_name
 from hyperhive.approvals.store import ApprovalKind
 from hyperhive.dashboard.stream import RESYNC, Fanout
 from hyperhive.dashboard.views import FLOW_LIMIT, Renderer, clip_row, snapshot
@@ -28,7 +29,6 @@ from hyperhive.errors import (
     Unavailable,
 )
 from hyperhive.http import BoundApp, serve_app
-from hyperhive.lifecycle.names import BROADCAST, MANAGER, OPERATOR, AgentName, validate_name
 from hyperhive.web import create_web_app, open_sse
 from hyperhive.wire.responses import NEEDS_LOGIN_HINT
 

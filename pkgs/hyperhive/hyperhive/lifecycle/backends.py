@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Protocol
 
 from hyperhive import logtail, safefs
+from hyperhive.agents.names import MANAGER, agent_port
+from hyperhive.agents.paths import AgentPaths
 from hyperhive.errors import HyperhiveError
 from hyperhive.lifecycle.conf import Bind
-from hyperhive.lifecycle.names import MANAGER, agent_port
-from hyperhive.lifecycle.paths import AgentPaths
 from hyperhive.lifecycle.repos import (
     AGENT_NIX,
     AgentConfig,

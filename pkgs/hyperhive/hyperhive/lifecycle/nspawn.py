@@ -26,6 +26,8 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from hyperhive.agents.names import MANAGER, container_name
+from hyperhive.agents.paths import AgentPaths
 from hyperhive.errors import Unavailable
 from hyperhive.lifecycle.backends import (
     AGENTS_DIR,
@@ -40,8 +42,6 @@ from hyperhive.lifecycle.backends import (
     verify_binds,
 )
 from hyperhive.lifecycle.conf import Bind
-from hyperhive.lifecycle.names import MANAGER, container_name
-from hyperhive.lifecycle.paths import AgentPaths
 from hyperhive.lifecycle.repos import AgentConfig
 from hyperhive.lifecycle.supervisor import Supervisor
 from hyperhive.settings import Settings

@@ -37,10 +37,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hyperhive.agents.names import MANAGER, agent_port, validate_name
+from hyperhive.agents.paths import AgentPaths
 from hyperhive.errors import Conflict, InvalidRequest, Unavailable
 from hyperhive.lifecycle.git import Git
-from hyperhive.lifecycle.names import MANAGER, agent_port, validate_name
-from hyperhive.lifecycle.paths import AgentPaths
 
 logger = logging.getLogger(__name__)
 

@@ -20,16 +20,16 @@ import time
 from collections.abc import Awaitable, Callable
 
 from hyperhive import safefs
+from hyperhive.agents.names import MANAGER, AgentName, agent_port, validate_name
+from hyperhive.agents.paths import AgentPaths
+from hyperhive.agents.registry import Registry
+from hyperhive.agents.store import AgentRecord, AgentState, Role
 from hyperhive.broker.service import Broker
 from hyperhive.db.connection import Database
 from hyperhive.errors import Conflict, Forbidden, NotFound
 from hyperhive.lifecycle import repos
 from hyperhive.lifecycle.backends import Backend, BuildFailed
 from hyperhive.lifecycle.git import Git
-from hyperhive.lifecycle.names import MANAGER, AgentName, agent_port, validate_name
-from hyperhive.lifecycle.paths import AgentPaths
-from hyperhive.lifecycle.registry import Registry
-from hyperhive.lifecycle.store import AgentRecord, AgentState, Role
 from hyperhive.settings import Settings
 from hyperhive.tasks import TaskSet
 
