@@ -26,7 +26,8 @@ from hyperhive.db.schema import BROKER_MIGRATIONS
 from hyperhive.errors import Unavailable
 from hyperhive.http import BoundApp
 from hyperhive.hub import Hub
-from hyperhive.lifecycle.backends import Backend, make_backend
+from hyperhive.lifecycle.backends import Backend
+from hyperhive.lifecycle.factory import make_backend
 from hyperhive.lifecycle.service import Lifecycle
 from hyperhive.ports import agent_port
 from hyperhive.questions.service import QuestionService

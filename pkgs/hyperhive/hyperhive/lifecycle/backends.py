@@ -251,20 +251,3 @@ def build_tail(output: bytes | str) -> str:
     text = output.decode(errors="replace") if isinstance(output, bytes) else output
     tail = "\n".join(text.rstrip().splitlines()[-TAIL_LINES:])
     return safefs.bounded(tail, TAIL_CHARS)
-
-
-def make_backend(settings: Settings) -> Backend:
-    """The configured container backend."""
-    from hyperhive.settings import BackendKind
-
-    if settings.backend is BackendKind.LOCAL:
-        from hyperhive.lifecycle.local import LocalBackend
-
-        return LocalBackend(settings)
-    if settings.backend is BackendKind.NSPAWN:
-        from hyperhive.lifecycle.nspawn import NspawnBackend
-
-        return NspawnBackend(settings)
-    from hyperhive.lifecycle.nixos import NixosBackend
-
-    return NixosBackend(settings)

@@ -30,7 +30,7 @@ from hyperhive.lifecycle.backends import (
     build_tail,
     verify_binds,
 )
-from hyperhive.lifecycle.nspawn import binds_for
+from hyperhive.lifecycle.mounts import binds_for
 from hyperhive.lifecycle.repos import AgentConfig, read_agent_json
 from hyperhive.settings import Settings
 
