@@ -296,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             format="%(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-        from hyperhive.daemon import serve
+        from hyperhive.cli.c0re_serve import serve
 
         asyncio.run(serve(settings, print_login_url=args.login_url))
         return 0
