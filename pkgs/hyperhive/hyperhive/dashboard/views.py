@@ -49,17 +49,6 @@ TRANSIENT = frozenset(
 MORE_SORT = "~"
 """data-sort of a list's "showing N of M" line: after every item (digits and names)."""
 
-LISTS = (
-    "banner",
-    "containers",
-    "tombstones",
-    "questions",
-    "inbox",
-    "approvals",
-    "flow",
-    "recipients",
-)
-"""Every keyed list on the page, by its `data-list` name."""
 
 TEMPLATES = Path(__file__).parent / "templates"
 

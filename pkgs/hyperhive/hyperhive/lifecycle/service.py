@@ -12,7 +12,6 @@ the manager's fixed name).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
@@ -44,17 +43,6 @@ KICK_RESTARTED = "you were just restarted — your notes are in /state, your ses
 KICK_REBUILT = (
     "you were just rebuilt with your applied config — your notes are in /state,"
     " your session continues"
-)
-
-# States in which the agent is meant to run (a daemon restart brings it back).
-MEANT_TO_RUN = frozenset(
-    {
-        AgentState.SPAWNING,
-        AgentState.STARTING,
-        AgentState.RUNNING,
-        AgentState.RESTARTING,
-        AgentState.REBUILDING,
-    }
 )
 
 
@@ -285,18 +273,6 @@ class Lifecycle:
         if existing.live:
             raise Conflict(f"agent {name!r} is not destroyed ({existing.state}); nothing to revive")
         return await self.spawn(name)
-
-    async def spawn_in_background(self, raw_name: str) -> AgentRecord:
-        """Register the spawn now (state spawning) and do the rest in the background."""
-        record, revived = await self.begin_spawn(raw_name)
-        name = AgentName(record.name)
-
-        async def run() -> None:
-            with contextlib.suppress(Exception):  # logged and recorded by finish_spawn
-                await self.finish_spawn(name, revived)
-
-        self._tasks.spawn(run(), f"spawn-{name}")
-        return record
 
     async def finish_spawn(self, name: AgentName, revived: bool) -> AgentRecord:
         async with self._lock(name):
