@@ -46,9 +46,6 @@ TRANSIENT = frozenset(
     }
 )
 
-MORE_SORT = "~"
-"""data-sort of a list's "showing N of M" line: after every item (digits and names)."""
-
 
 TEMPLATES = Path(__file__).parent / "templates"
 

@@ -66,17 +66,6 @@ class UnsafeFile(InvalidRequest):
     """A file in a hostile tree is a symlink, not a regular file, or too big."""
 
 
-def bounded_text(
-    text: str, max_lines: int = 40, max_chars: int = 4000, line_chars: int = 300
-) -> str:
-    """The end of `text`, at most `max_lines` lines of `line_chars`, `max_chars` in all."""
-    lines = [
-        line if len(line) <= line_chars else line[:line_chars] + "…"
-        for line in text.splitlines()[-max_lines:]
-    ]
-    return "\n".join(lines)[-max_chars:]
-
-
 def scratch_root(state_dir: Path) -> Path:
     """The daemon's private scratch directory (created 0700)."""
     root = state_dir / SCRATCH_DIR

@@ -131,10 +131,6 @@ class Lifecycle:
         """Whether the agent was last built from another hyperhive flake than the current."""
         return self.deployment(name)[1]
 
-    def deployed_sha(self, name: str) -> str | None:
-        """The applied commit the agent's container was last built from (None if never)."""
-        return self.deployment(name)[0]
-
     async def journal(self, raw_name: str, lines: int) -> list[str]:
         """The last `lines` log lines of a registered agent's harness (the journal viewer)."""
         name = MANAGER if raw_name == MANAGER else validate_name(raw_name)
