@@ -1,12 +1,18 @@
-"""The bind layout of an agent's container, shared by the nspawn and nixos backends."""
+"""The container layout (SPEC §3) and its binds, shared by the nspawn and nixos backends."""
 
 from __future__ import annotations
 
 from hyperhive.agents.names import MANAGER
 from hyperhive.agents.paths import AgentPaths
-from hyperhive.lifecycle.backends import AGENTS_DIR, APPLIED_DIR, CLAUDE_DIR, HIVE_DIR, STATE_DIR
 from hyperhive.lifecycle.conf import Bind
 from hyperhive.settings import Settings
+
+# Inside a container (SPEC §3).
+HIVE_DIR = "/run/hive"
+STATE_DIR = "/state"
+CLAUDE_DIR = "/root/.claude"
+AGENTS_DIR = "/agents"
+APPLIED_DIR = "/applied"
 
 
 def binds_for(settings: Settings, paths: AgentPaths) -> list[Bind]:

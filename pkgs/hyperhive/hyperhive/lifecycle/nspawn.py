@@ -29,16 +29,10 @@ from pathlib import Path
 from hyperhive.agents.names import container_name
 from hyperhive.agents.paths import AgentPaths
 from hyperhive.errors import Unavailable
-from hyperhive.lifecycle.backends import (
-    STATE_DIR,
-    build_from_repo,
-    harness_argv,
-    harness_environment,
-    tail_file,
-    verify_binds,
-)
+from hyperhive.lifecycle.backends import build_from_repo, tail_file, verify_binds
 from hyperhive.lifecycle.conf import Bind
-from hyperhive.lifecycle.mounts import binds_for
+from hyperhive.lifecycle.harness_env import harness_argv, harness_environment
+from hyperhive.lifecycle.mounts import STATE_DIR, binds_for
 from hyperhive.lifecycle.repos import AgentConfig
 from hyperhive.lifecycle.supervisor import Supervisor
 from hyperhive.settings import Settings
