@@ -6,7 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from hyperhive.lifecycle.names import agent_port
+from hyperhive.agents.names import agent_port
 
 
 class Conn:

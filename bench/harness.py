@@ -44,7 +44,7 @@ from harness.support import (
 )
 from hivetest import DaemonProcess, call, running_hive
 from hyperhive.harness.events import Event
-from hyperhive.harness.roles import BUILTIN_TOOLS
+from hyperhive.mcp_server.roles import BUILTIN_TOOLS
 from standin.api import Hang, StandIn, Text, claude_env
 
 TARGET_RATIO = 1.15

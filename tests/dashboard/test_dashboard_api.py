@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from dashsupport import Dash, git, until
 from hivetest import drain
+from hyperhive.agents.names import agent_port
 from hyperhive.dashboard.app import FANOUT
 from hyperhive.dashboard.stream import RESYNC, STREAM_QUEUE
-from hyperhive.lifecycle.names import agent_port
 
 
 async def get_json(dash: Dash, path: str) -> tuple[int, Any]:

@@ -10,8 +10,8 @@ import pytest
 import pytest_asyncio
 from dashsupport import Dash, git, until
 from hivetest import drain
+from hyperhive.agents.names import agent_port
 from hyperhive.dashboard import start_dashboard
-from hyperhive.lifecycle.names import agent_port
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 pytestmark = [

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from hyperhive.agents.names import agent_port
 from hyperhive.dashboard.views import Renderer, agent_view, port_conflicts, readable_body, version
-from hyperhive.lifecycle.names import agent_port
 
 RECORD = {
     "name": "alice",

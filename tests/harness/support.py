@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 from hivetest import Client, DaemonProcess, call
+from hyperhive.harness.assembly import Harness
 from hyperhive.harness.events import Event
-from hyperhive.harness.roles import Role
-from hyperhive.harness.serve import Harness
+from hyperhive.mcp_server.roles import Role
 from hyperhive.settings import HarnessSettings
 from standin.api import StandIn, claude_env
 

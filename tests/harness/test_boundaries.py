@@ -41,6 +41,7 @@ def test_harness_side_imports_only_the_container_boundary() -> None:
     files = [
         *(PKG / "harness").glob("*.py"),
         *(PKG / "mcp_server").glob("*.py"),
+        *(PKG / "webui").glob("*.py"),
         PKG / "cli" / "harness.py",
     ]
     assert len(files) > 5

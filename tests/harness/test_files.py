@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from hyperhive.harness.files import write_hive_files
-from hyperhive.harness.roles import Role
+from hyperhive.mcp_server.roles import Role
 from hyperhive.settings import ExtraMcpServer, HarnessSettings
 from standin.api import StandIn, Text, claude_env
 

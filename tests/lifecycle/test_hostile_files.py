@@ -22,12 +22,12 @@ from typing import Any
 import aiohttp
 import pytest
 from hivetest import DaemonProcess, call, make_settings, running_hive
+from hyperhive.agents.names import AgentName
+from hyperhive.agents.paths import AgentPaths
 from hyperhive.daemon import Hive
 from hyperhive.dashboard import start_dashboard
 from hyperhive.http import BoundApp
 from hyperhive.lifecycle.backends import BuildFailed, build_from_repo
-from hyperhive.lifecycle.names import AgentName
-from hyperhive.lifecycle.paths import AgentPaths
 from hyperhive.settings import BackendKind
 from lifecycle.support import api_key_operator, harness_online, require_nspawn, until
 from standin.api import StandIn

@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 from hivetest import call, running_hive
+from hyperhive.agents.names import MANAGER, AgentName
 from hyperhive.daemon import Hive
-from hyperhive.lifecycle.backends import AGENTS_DIR, APPLIED_DIR, harness_environment
-from hyperhive.lifecycle.names import MANAGER, AgentName
+from hyperhive.lifecycle.harness_env import harness_environment
+from hyperhive.lifecycle.mounts import AGENTS_DIR, APPLIED_DIR
 from hyperhive.lifecycle.nspawn import binds_for
 from hyperhive.settings import BackendKind
 from lifecycle.support import api_key_operator, harness_online, require_nspawn, until

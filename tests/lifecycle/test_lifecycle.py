@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from hivetest import DaemonProcess, call, drain, running_hive
+from hyperhive.agents.names import AgentName
 from hyperhive.daemon import Hive
 from hyperhive.errors import Conflict
 from hyperhive.lifecycle import repos
-from hyperhive.lifecycle.names import AgentName
 from lifecycle.support import until
 
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 from hivetest import call, make_settings
+from hyperhive.agents.names import AgentName
 from hyperhive.daemon import Hive
 from hyperhive.lifecycle import conf
 from hyperhive.lifecycle.conf import Bind
-from hyperhive.lifecycle.names import AgentName
 from hyperhive.lifecycle.nixos import NixosBackend
 from hyperhive.settings import BackendKind
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from hivetest import call, running_hive
+from hyperhive.agents.names import AgentName
 from hyperhive.daemon import Hive
-from hyperhive.lifecycle.names import AgentName
 from hyperhive.lifecycle.nspawn import NspawnBackend
 from hyperhive.settings import BackendKind
 from lifecycle.support import Router, api_key_operator, harness_online, require_nspawn, until

@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 from hivetest import call, make_settings
+from hyperhive.agents.names import MANAGER, AgentName
+from hyperhive.agents.paths import AgentPaths
 from hyperhive.daemon import Hive
-from hyperhive.lifecycle.names import MANAGER, AgentName
 from hyperhive.lifecycle.nspawn import (
     NspawnBackend,
     binds_for,
@@ -23,7 +24,6 @@ from hyperhive.lifecycle.nspawn import (
     prepare_root,
     read_only_paths,
 )
-from hyperhive.lifecycle.paths import AgentPaths
 from hyperhive.retention import events_vacuum
 from hyperhive.settings import BackendKind
 from lifecycle.support import Router, require_nspawn, until

@@ -81,7 +81,7 @@ def test_packages_build_both_binaries_from_the_one_project(nix_eval: NixEval) ->
 
 
 def test_flake_lib_exposes_the_port_hash(nix_eval: NixEval) -> None:
-    from hyperhive.lifecycle.names import agent_port
+    from hyperhive.agents.names import agent_port
 
     assert nix_eval(f'({STUB_FLAKE}).lib.agentPort "alice"') == agent_port("alice")
 

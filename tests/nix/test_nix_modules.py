@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 import pytest
-from hyperhive.lifecycle.names import agent_port
+from hyperhive.agents.names import agent_port
 from nixeval import REPO, NixEval
 
 PKGS = """{

@@ -1,4 +1,4 @@
-"""The port hash in Nix (modules/lib.nix) equals the daemon's (hyperhive.lifecycle.names).
+"""The port hash in Nix (modules/lib.nix) equals the daemon's (hyperhive.agents.names).
 
 The firewall rules and harness-base's port assertion use the Nix copy; the daemon, the
 identity file and the dashboard use the Python one. If they drifted, an agent's web UI
@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import string
 
-from hyperhive.lifecycle.names import agent_port, fnv1a32
+from hyperhive.agents.names import agent_port, fnv1a32
 from nixeval import NixEval, nix_string
 
 LIB = "(import ./modules/lib.nix)"
@@ -103,8 +103,8 @@ def test_nix_name_rule_matches_the_daemon(nix_eval: NixEval) -> None:
             rng.choice("ab-") + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 9)))
         )
     got = nix_eval(f"map {LIB}.isValidAgentName {nix_list(candidates)}")
+    from hyperhive.agents.names import validate_name
     from hyperhive.errors import InvalidName
-    from hyperhive.lifecycle.names import validate_name
 
     def python_valid(name: str) -> bool:
         try:

@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hyperhive.agents.names import agent_port
 from hyperhive.lifecycle import repos
-from hyperhive.lifecycle.names import agent_port
 from hyperhive.settings import Settings
 from nixeval import REPO, STUB_FLAKE, NixEval
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from harness.support import Running, harness_settings, running_harness, spawn_quiet
 from hivetest import call, running_hive
+from hyperhive.agents.names import AgentName
 from hyperhive.credentials import KEY_FILE
 from hyperhive.daemon import Hive
 from hyperhive.dashboard import start_dashboard
 from hyperhive.http import BoundApp, serve_app
-from hyperhive.lifecycle.names import AgentName
 from hyperhive.webui.app import CONTROLS, create_app
 from standin.api import StandIn
 

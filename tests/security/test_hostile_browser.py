@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 from harness.support import spawn_quiet
 from hivetest import call, drain
-from hyperhive.lifecycle.names import AgentName
+from hyperhive.agents.names import AgentName
 from hyperhive.ports import agent_port
 from playwright.async_api import Browser, BrowserContext, Page, Response, expect
 from standin.api import StandIn, Text

@@ -22,11 +22,11 @@ from typing import Any
 import aiohttp
 import pytest
 from hivetest import call, running_hive
+from hyperhive.agents.names import AgentName
 from hyperhive.daemon import Hive
 from hyperhive.dashboard import start_dashboard
 from hyperhive.dashboard.app import PUBLIC_PAGES as DASHBOARD_PUBLIC
 from hyperhive.http import BoundApp
-from hyperhive.lifecycle.names import AgentName
 from hyperhive.ports import MANAGER_PORT, agent_port
 from hyperhive.settings import BackendKind
 from hyperhive.webui.app import PUBLIC_PAGES as PAGE_PUBLIC

@@ -17,8 +17,8 @@ import threading
 from pathlib import Path
 
 from hivetest import call, running_hive
-from hyperhive.lifecycle.names import AgentName
-from hyperhive.lifecycle.store import Role
+from hyperhive.agents.names import AgentName
+from hyperhive.agents.store import Role
 
 ROUNDS = 300
 

@@ -25,9 +25,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 from harness.support import MCP_COMMAND, harness_settings
-from hyperhive.harness.roles import Role
-from hyperhive.harness.serve import Harness
+from hyperhive.harness.assembly import Harness
 from hyperhive.http import serve_app
+from hyperhive.mcp_server.roles import Role
 from hyperhive.retention import vacuum_agent
 from hyperhive.settings import Settings
 from hyperhive.webui.app import create_app

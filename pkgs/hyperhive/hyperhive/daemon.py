@@ -1,41 +1,35 @@
-"""hive-c0re: the host daemon. Composes the services, opens the sockets, runs the sweeps."""
+"""hive-c0re: the host daemon. Composes the services, opens the sockets, runs the sweeps.
+
+The dashboard sits above this module: `cli/c0re_serve.py` starts the two together.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import ipaddress
 import logging
 import resource
-import signal
-import sys
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from hyperhive import logrepeat, safefs
+from hyperhive.agents.names import MANAGER, OPERATOR, AgentName
+from hyperhive.agents.paths import AgentPaths
+from hyperhive.agents.registry import Registry
+from hyperhive.agents.store import Role
 from hyperhive.approvals.service import Approvals
 from hyperhive.broker.service import Broker, SendLimits
 from hyperhive.credentials import KEY_FILE, OperatorSecret
-from hyperhive.dashboard import start_dashboard
 from hyperhive.db.connection import Database
 from hyperhive.db.schema import BROKER_MIGRATIONS
 from hyperhive.errors import Unavailable
-from hyperhive.http import BoundApp
 from hyperhive.hub import Hub
-from hyperhive.lifecycle.backends import Backend, make_backend
-from hyperhive.lifecycle.names import MANAGER, OPERATOR, AgentName
-from hyperhive.lifecycle.paths import AgentPaths
-from hyperhive.lifecycle.registry import Registry
+from hyperhive.lifecycle.backends import Backend
+from hyperhive.lifecycle.factory import make_backend
 from hyperhive.lifecycle.service import Lifecycle
-from hyperhive.lifecycle.store import Role
-from hyperhive.ports import agent_port
 from hyperhive.questions.service import QuestionService
 from hyperhive.retention import sweep_forever
 from hyperhive.settings import Settings
 from hyperhive.sockets.dispatch import Dispatcher
 from hyperhive.sockets.server import Connection, Identity, SocketKind, SocketServer
 from hyperhive.tasks import TaskSet
-from hyperhive.wire.responses import NEEDS_LOGIN_HINT
 
 logger = logging.getLogger(__name__)
 
@@ -207,57 +201,3 @@ class Hive:
             await server.stop()
         self.sockets.clear()
         await self.db.close()
-
-
-async def serve(settings: Settings, *, print_login_url: bool = False) -> None:
-    """Run the daemon until SIGINT or SIGTERM.
-
-    `print_login_url` prints the dashboard's login URL (it holds the operator's key) on
-    stdout, for an operator's terminal; it never goes to the log.
-    """
-    hive = Hive(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await hive.start()
-    dashboard: BoundApp | None = None
-    try:
-        dashboard = await start_dashboard(hive)
-    except OSError as exc:
-        # Agents keep working without the page, and the CLI still has operator authority.
-        logger.error("dashboard not started: %s", exc)
-    where = dashboard.url if dashboard else "not running"
-    if dashboard is not None:
-        hive.dashboard_url = _browser_url(dashboard.url, settings.dashboard_host)
-    print(f"hive-c0re: ready — admin socket {settings.host_socket}, dashboard {where}", flush=True)
-    if dashboard is not None:
-        if print_login_url and sys.stdout.isatty():
-            print(f"hive-c0re: log the dashboard in: {hive.login_url()}", flush=True)
-        else:
-            print("hive-c0re: `hive-c0re login` prints the dashboard's login URL", flush=True)
-    manager_page = f"http://127.0.0.1:{agent_port(MANAGER)}/"
-    if hive.lifecycle.logged_in(MANAGER):
-        print(f"hive-c0re: the manager's page is {manager_page}", flush=True)
-    else:
-        print(
-            f"hive-c0re: the manager ({manager_page}) {NEEDS_LOGIN_HINT}",
-            flush=True,
-        )
-    try:
-        await stop.wait()
-    finally:
-        logger.info("hive-c0re shutting down")
-        if dashboard is not None:
-            await dashboard.stop()  # closes the SSE streams first
-        await hive.stop()
-
-
-def _browser_url(bound: str, host: str) -> str:
-    """The URL a browser on this machine uses: a wildcard bind is reached by loopback."""
-    try:
-        unspecified = ipaddress.ip_address(host).is_unspecified
-    except ValueError:
-        return bound
-    return f"http://127.0.0.1:{urlsplit(bound).port}" if unspecified else bound

@@ -19,7 +19,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from hyperhive.lifecycle.names import NAME_RE
+from hyperhive.agents.names import NAME_RE
 from hyperhive.settings import Settings
 
 if TYPE_CHECKING:

@@ -27,6 +27,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hyperhive.agents import store as agent_store
+from hyperhive.agents.names import MANAGER, SYSTEM, AgentName, validate_name
+from hyperhive.agents.registry import Registry
 from hyperhive.approvals import store
 from hyperhive.approvals.store import ApprovalKind, ApprovalStatus
 from hyperhive.broker import store as broker_store
@@ -35,11 +38,8 @@ from hyperhive.db.connection import Database
 from hyperhive.errors import Conflict, HyperhiveError, InvalidRequest, NotFound
 from hyperhive.hub import Hub
 from hyperhive.lifecycle import repos
-from hyperhive.lifecycle import store as agent_store
 from hyperhive.lifecycle.backends import TAIL_LINES, BuildFailed
 from hyperhive.lifecycle.git import SHA_RE, GitError
-from hyperhive.lifecycle.names import MANAGER, SYSTEM, AgentName, validate_name
-from hyperhive.lifecycle.registry import Registry
 from hyperhive.lifecycle.service import Lifecycle
 from hyperhive.tasks import TaskSet
 from hyperhive.wire.responses import ApprovalInfo

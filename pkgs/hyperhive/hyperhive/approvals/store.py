@@ -59,11 +59,6 @@ def insert_approval(
     return cur.lastrowid
 
 
-def set_fetched_sha(conn: sqlite3.Connection, approval_id: int, sha: str) -> None:
-    """Record the sha an apply_commit approval refers to."""
-    conn.execute("UPDATE approvals SET fetched_sha = ? WHERE id = ?", (sha, approval_id))
-
-
 def find_approval(conn: sqlite3.Connection, approval_id: int) -> ApprovalInfo | None:
     """One approval, or None."""
     row = conn.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone()

@@ -17,12 +17,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from hyperhive.agents.names import BROADCAST, MANAGER, OPERATOR, SYSTEM
+from hyperhive.agents.registry import Registry
 from hyperhive.broker import store
 from hyperhive.db.connection import Database
 from hyperhive.errors import Forbidden, LimitExceeded, NotFound
 from hyperhive.hub import Hub
-from hyperhive.lifecycle.names import BROADCAST, MANAGER, OPERATOR, SYSTEM
-from hyperhive.lifecycle.registry import Registry
 from hyperhive.tasks import TaskSet
 from hyperhive.wire.responses import MessageItem, RecentRow
 

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
+from hyperhive.agents.names import OPERATOR
 from hyperhive.errors import HyperhiveError
-from hyperhive.lifecycle.names import OPERATOR
 from hyperhive.settings import Settings
 from hyperhive.wire import requests as rq
 from hyperhive.wire.client import BrokerClient
@@ -298,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             format="%(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-        from hyperhive.daemon import serve
+        from hyperhive.cli.c0re_serve import serve
 
         asyncio.run(serve(settings, print_login_url=args.login_url))
         return 0

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hyperhive.harness.roles import Role
+from hyperhive.mcp_server.roles import Role
 from hyperhive.settings import HarnessSettings
+
+logger = logging.getLogger(__name__)
 
 BINARIES = {"hive-ag3nt": Role.AGENT, "hive-m1nd": Role.MANAGER}
 
@@ -53,10 +56,41 @@ def main(argv: Sequence[str] | None = None, default_role: Role = Role.AGENT) -> 
 
         run_stdio(args.role, settings.socket)
         return 0
-    from hyperhive.harness.serve import serve
-
     asyncio.run(serve(settings, args.role, mcp_command()))
     return 0
+
+
+async def serve(settings: HarnessSettings, role: Role, mcp_command: Sequence[str]) -> None:
+    """Run the turn loop and the web UI until SIGTERM/SIGINT; a running claude gets SIGINT.
+
+    This binary's composition root: the web UI is built on the harness, so the two are
+    started together here, above both. Imported here: `mcp` does not pay for them.
+    """
+    from hyperhive.harness.assembly import Harness
+    from hyperhive.webui.server import start_webui, stop_webui
+
+    harness = Harness.open(settings, role, mcp_command)
+    logger.info(
+        "%s %s: socket %s, events %s",
+        role.value,
+        settings.agent_name,
+        settings.socket,
+        "on" if harness.store else "off (no-store mode)",
+    )
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    # The web UI binds in the background: its retry loop (~22 s) must not delay turns.
+    webui = asyncio.create_task(start_webui(harness), name="webui")
+    try:
+        await harness.loop.run()
+    except asyncio.CancelledError:
+        logger.info("stopping")
+    finally:
+        await stop_webui(webui)
+        await harness.close()
 
 
 def main_agent() -> int:

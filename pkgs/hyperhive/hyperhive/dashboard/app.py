@@ -11,7 +11,7 @@ import asyncio
 import ipaddress
 import logging
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 
 from hyperhive import webstatic
+from hyperhive.agents.names import BROADCAST, MANAGER, OPERATOR, AgentName, validate_name
 from hyperhive.approvals.store import ApprovalKind
 from hyperhive.dashboard.stream import RESYNC, Fanout
 from hyperhive.dashboard.views import FLOW_LIMIT, Renderer, clip_row, snapshot
@@ -30,7 +31,6 @@ from hyperhive.errors import (
     Unavailable,
 )
 from hyperhive.http import BoundApp, serve_app
-from hyperhive.lifecycle.names import BROADCAST, MANAGER, OPERATOR, AgentName, validate_name
 from hyperhive.web import create_web_app, open_sse
 from hyperhive.wire.responses import NEEDS_LOGIN_HINT
 
@@ -201,12 +201,9 @@ async def diff(request: web.Request) -> web.Response:
     approval = hive.approvals.get(row_id(request.match_info["id"], "approval"))
     if approval.kind_ == ApprovalKind.SPAWN and not approval.fetched_sha:
         return web.json_response({"diff": "", "note": "a new agent from the template"})
-    make_diff: Callable[[int], Awaitable[str]] | None = getattr(hive.approvals, "diff", None)
-    if make_diff is None:
-        return web.json_response({"diff": "", "note": "this daemon cannot show diffs yet"})
     try:
         async with asyncio.timeout(DIFF_TIMEOUT_SECONDS):
-            text = await make_diff(approval.id)
+            text = await hive.approvals.diff(approval.id)
     except TimeoutError as exc:
         raise Unavailable(f"the diff of approval #{approval.id} took too long; retry") from exc
     return web.json_response({"diff": text})

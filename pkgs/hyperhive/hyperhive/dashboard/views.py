@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from hyperhive.agents.names import MANAGER, OPERATOR, agent_port, container_name
+from hyperhive.agents.store import AgentState
 from hyperhive.approvals.store import ApprovalStatus
 from hyperhive.hub import Change
-from hyperhive.lifecycle.names import MANAGER, OPERATOR, agent_port, container_name
-from hyperhive.lifecycle.store import AgentState
 
 if TYPE_CHECKING:
     from hyperhive.daemon import Hive
@@ -46,20 +46,6 @@ TRANSIENT = frozenset(
     }
 )
 
-MORE_SORT = "~"
-"""data-sort of a list's "showing N of M" line: after every item (digits and names)."""
-
-LISTS = (
-    "banner",
-    "containers",
-    "tombstones",
-    "questions",
-    "inbox",
-    "approvals",
-    "flow",
-    "recipients",
-)
-"""Every keyed list on the page, by its `data-list` name."""
 
 TEMPLATES = Path(__file__).parent / "templates"
 

@@ -34,7 +34,7 @@ from hyperhive.harness.claude import (
     TurnResult,
     classify,
 )
-from hyperhive.harness.roles import BUILTIN_TOOLS, MCP_SERVER_NAME, Role
+from hyperhive.mcp_server.roles import BUILTIN_TOOLS, MCP_SERVER_NAME, Role
 
 logger = logging.getLogger(__name__)
 

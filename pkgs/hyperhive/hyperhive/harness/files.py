@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 
-from hyperhive.harness.roles import (
+from hyperhive.mcp_server.roles import (
     BUILTIN_TOOLS,
     DENIED_TOOLS,
     MCP_SERVER_NAME,

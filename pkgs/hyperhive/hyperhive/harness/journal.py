@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from hyperhive.harness.roles import Role
 from hyperhive.logtail import tail_file
+from hyperhive.mcp_server.roles import Role
 
 MAX_LINES = 2000
 JOURNALCTL_DEADLINE_SECONDS = 10.0

@@ -26,7 +26,7 @@ from hyperhive.harness.engine import SdkTurn, TurnSpec, hyperhive_server
 from hyperhive.harness.events import EventBus
 from hyperhive.harness.files import HiveFiles
 from hyperhive.harness.model import ModelFile
-from hyperhive.harness.roles import Role
+from hyperhive.mcp_server.roles import Role
 from hyperhive.settings import HarnessSettings
 from hyperhive.wire import requests as rq
 from hyperhive.wire import responses as rs

@@ -9,48 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
 from hyperhive import logtail, safefs
+from hyperhive.agents.names import MANAGER
+from hyperhive.agents.paths import AgentPaths
 from hyperhive.errors import HyperhiveError
 from hyperhive.lifecycle.conf import Bind
-from hyperhive.lifecycle.names import MANAGER, agent_port
-from hyperhive.lifecycle.paths import AgentPaths
 from hyperhive.lifecycle.repos import (
     AGENT_NIX,
     AgentConfig,
     UnsafeFile,
     load_agent_nix,
     parse_agent_nix,
-    read_agent_nix,
 )
-from hyperhive.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-# Taken from the daemon's own environment into every harness when set: how tests and
-# API-key users run. Their values are never logged.
-PASS_THROUGH = (
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_API_KEY",
-    "DISABLE_AUTOUPDATER",
-    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
-    "HYPERHIVE_CLAUDE_BIN",
-    "HIVE_DEFAULT_MODEL",
-    "HYPERHIVE_RATE_LIMIT_SLEEP",
-    "HYPERHIVE_LOGIN_CMD",
-)
-
-# Inside a container (SPEC §3).
-HIVE_DIR = "/run/hive"
-STATE_DIR = "/state"
-CLAUDE_DIR = "/root/.claude"
-AGENTS_DIR = "/agents"
-APPLIED_DIR = "/applied"
 
 JOURNAL_MAX_LINES = 5000
 # Lines of build output kept in a failed/<id> tag and the approval's note.
@@ -110,76 +86,6 @@ class Backend(Protocol):
     async def close(self) -> None:
         """Daemon shutdown: stop what this backend supervises itself."""
         ...
-
-
-def passed_through(source: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The PASS_THROUGH variables set in `source` (default: this process's environment)."""
-    env = os.environ if source is None else source
-    return {key: env[key] for key in PASS_THROUGH if env.get(key)}
-
-
-def claude_binary(env: Mapping[str, str]) -> str:
-    """The claude CLI the harness should run: HYPERHIVE_CLAUDE_BIN or claude on PATH."""
-    configured = env.get("HYPERHIVE_CLAUDE_BIN") or "claude"
-    found = shutil.which(configured, path=env.get("PATH"))
-    return found or configured
-
-
-def harness_environment(
-    settings: Settings, paths: AgentPaths, *, inside: bool, source: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """The harness's environment contract (docs/turn-loop.md, HarnessSettings).
-
-    `inside` = the harness runs in a container with the SPEC §3 layout; otherwise the
-    host paths are used directly (local backend).
-    """
-    base = os.environ if source is None else source
-    config = AgentConfig()
-    if paths.name != MANAGER and safefs.is_regular_file(paths.state_dir, paths.applied / AGENT_NIX):
-        config = read_agent_nix(paths.applied / AGENT_NIX)
-    if inside:
-        hive, state, home = Path(HIVE_DIR), Path(STATE_DIR), Path("/root")
-    else:
-        hive, state, home = paths.socket_dir, paths.state, paths.root / "home"
-    env: dict[str, str] = {
-        "PATH": base.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": str(home),
-        "LANG": base.get("LANG", "C.UTF-8"),
-        "HYPERHIVE_AGENT_NAME": paths.name,
-        "HYPERHIVE_SOCKET": str(hive / "mcp.sock"),
-        "HYPERHIVE_HIVE_DIR": str(hive),
-        "HYPERHIVE_STATE_DIR": str(state),
-        "HYPERHIVE_EVENTS_DB": str(state / "hyperhive-events.sqlite"),
-        "HYPERHIVE_MODEL_FILE": str(state / "hyperhive-model"),
-        "HYPERHIVE_WORK_DIR": str(state),
-        "HYPERHIVE_OPERATOR_PRONOUNS": settings.operator_pronouns,
-        "HYPERHIVE_EXTRA_MCP_SERVERS": "{}",
-        "HYPERHIVE_WEB_HOST": "127.0.0.1",
-        "HYPERHIVE_WEB_PORT": str(agent_port(paths.name)),
-        "PYTHONUNBUFFERED": "1",
-    }
-    if paths.name == MANAGER:
-        # Where the manager finds the proposed repos and the deployed ones: the proposed
-        # tree, never agents/ (no agent's claude/ or state/).
-        if inside:
-            env["HYPERHIVE_AGENTS_DIR"], env["HYPERHIVE_APPLIED_DIR"] = AGENTS_DIR, APPLIED_DIR
-        else:
-            env["HYPERHIVE_AGENTS_DIR"] = str(paths.config.parent)
-            env["HYPERHIVE_APPLIED_DIR"] = str(paths.applied.parent)
-    env.update(passed_through(base))
-    if config.model:
-        env["HIVE_DEFAULT_MODEL"] = config.model
-    env["HYPERHIVE_CLAUDE_BIN"] = claude_binary(base)
-    if not inside:
-        env["CLAUDE_CONFIG_DIR"] = str(paths.claude)
-        safefs.ensure_dir(paths.state_dir, home)
-    return env
-
-
-def harness_argv(python: str, paths: AgentPaths) -> list[str]:
-    """How a harness is started: this interpreter, the harness module, the role."""
-    role = "manager" if paths.name == MANAGER else "agent"
-    return [python, "-m", "hyperhive.cli.harness", "--role", role, "serve"]
 
 
 def tail_file(path: Path, lines: int) -> list[str]:
@@ -251,20 +157,3 @@ def build_tail(output: bytes | str) -> str:
     text = output.decode(errors="replace") if isinstance(output, bytes) else output
     tail = "\n".join(text.rstrip().splitlines()[-TAIL_LINES:])
     return safefs.bounded(tail, TAIL_CHARS)
-
-
-def make_backend(settings: Settings) -> Backend:
-    """The configured container backend."""
-    from hyperhive.settings import BackendKind
-
-    if settings.backend is BackendKind.LOCAL:
-        from hyperhive.lifecycle.local import LocalBackend
-
-        return LocalBackend(settings)
-    if settings.backend is BackendKind.NSPAWN:
-        from hyperhive.lifecycle.nspawn import NspawnBackend
-
-        return NspawnBackend(settings)
-    from hyperhive.lifecycle.nixos import NixosBackend
-
-    return NixosBackend(settings)

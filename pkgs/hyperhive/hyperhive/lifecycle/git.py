@@ -24,7 +24,6 @@ from hyperhive.errors import Unavailable
 logger = logging.getLogger(__name__)
 
 SHA_RE = re.compile(r"[0-9a-f]{7,40}")
-FULL_SHA_RE = re.compile(r"[0-9a-f]{40}")
 
 # Given on every command line: higher precedence than any repository's own config.
 SAFE_CONFIG = (

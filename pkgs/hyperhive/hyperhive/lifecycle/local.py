@@ -9,13 +9,9 @@ from __future__ import annotations
 import logging
 import sys
 
-from hyperhive.lifecycle.backends import (
-    build_from_repo,
-    harness_argv,
-    harness_environment,
-    tail_file,
-)
-from hyperhive.lifecycle.paths import AgentPaths
+from hyperhive.agents.paths import AgentPaths
+from hyperhive.lifecycle.backends import build_from_repo, tail_file
+from hyperhive.lifecycle.harness_env import harness_argv, harness_environment
 from hyperhive.lifecycle.repos import AgentConfig
 from hyperhive.lifecycle.supervisor import Supervisor
 from hyperhive.settings import Settings

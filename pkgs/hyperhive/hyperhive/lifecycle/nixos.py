@@ -20,6 +20,8 @@ import shutil
 from pathlib import Path
 
 from hyperhive import safefs
+from hyperhive.agents.names import MANAGER, container_name
+from hyperhive.agents.paths import AgentPaths
 from hyperhive.errors import Conflict, Unavailable
 from hyperhive.lifecycle import conf
 from hyperhive.lifecycle.backends import (
@@ -28,9 +30,7 @@ from hyperhive.lifecycle.backends import (
     build_tail,
     verify_binds,
 )
-from hyperhive.lifecycle.names import MANAGER, container_name
-from hyperhive.lifecycle.nspawn import binds_for
-from hyperhive.lifecycle.paths import AgentPaths
+from hyperhive.lifecycle.mounts import binds_for
 from hyperhive.lifecycle.repos import AgentConfig, read_agent_json
 from hyperhive.settings import Settings
 

@@ -26,22 +26,13 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from hyperhive.agents.names import container_name
+from hyperhive.agents.paths import AgentPaths
 from hyperhive.errors import Unavailable
-from hyperhive.lifecycle.backends import (
-    AGENTS_DIR,
-    APPLIED_DIR,
-    CLAUDE_DIR,
-    HIVE_DIR,
-    STATE_DIR,
-    build_from_repo,
-    harness_argv,
-    harness_environment,
-    tail_file,
-    verify_binds,
-)
+from hyperhive.lifecycle.backends import build_from_repo, tail_file, verify_binds
 from hyperhive.lifecycle.conf import Bind
-from hyperhive.lifecycle.names import MANAGER, container_name
-from hyperhive.lifecycle.paths import AgentPaths
+from hyperhive.lifecycle.harness_env import harness_argv, harness_environment
+from hyperhive.lifecycle.mounts import STATE_DIR, binds_for
 from hyperhive.lifecycle.repos import AgentConfig
 from hyperhive.lifecycle.supervisor import Supervisor
 from hyperhive.settings import Settings
@@ -148,21 +139,6 @@ def prepare_root(root: Path, binds: Iterable[Bind], ro_paths: Iterable[Path]) ->
             point.parent.mkdir(parents=True, exist_ok=True)
             point.touch(exist_ok=True)
     return root
-
-
-def binds_for(settings: Settings, paths: AgentPaths) -> list[Bind]:
-    """The SPEC §3 bind layout of an agent's container (the nixos backend uses it too)."""
-    binds = [
-        Bind(str(paths.socket_dir), HIVE_DIR),
-        Bind(str(paths.claude), CLAUDE_DIR),
-        Bind(str(paths.state), STATE_DIR),
-    ]
-    if paths.name == MANAGER:
-        # The proposed repos only (their own tree, never agents/: no claude/, no state/),
-        # and what is deployed, read-only.
-        binds.append(Bind(str(settings.state_dir / "proposed"), AGENTS_DIR))
-        binds.append(Bind(str(settings.state_dir / "applied"), APPLIED_DIR, read_only=True))
-    return binds
 
 
 def nspawn_argv(

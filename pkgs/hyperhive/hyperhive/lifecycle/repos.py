@@ -37,10 +37,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hyperhive.agents.names import MANAGER, agent_port, validate_name
+from hyperhive.agents.paths import AgentPaths
 from hyperhive.errors import Conflict, InvalidRequest, Unavailable
 from hyperhive.lifecycle.git import Git
-from hyperhive.lifecycle.names import MANAGER, agent_port, validate_name
-from hyperhive.lifecycle.paths import AgentPaths
 
 logger = logging.getLogger(__name__)
 
@@ -64,17 +64,6 @@ _NOFOLLOW_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 class UnsafeFile(InvalidRequest):
     """A file in a hostile tree is a symlink, not a regular file, or too big."""
-
-
-def bounded_text(
-    text: str, max_lines: int = 40, max_chars: int = 4000, line_chars: int = 300
-) -> str:
-    """The end of `text`, at most `max_lines` lines of `line_chars`, `max_chars` in all."""
-    lines = [
-        line if len(line) <= line_chars else line[:line_chars] + "…"
-        for line in text.splitlines()[-max_lines:]
-    ]
-    return "\n".join(lines)[-max_chars:]
 
 
 def scratch_root(state_dir: Path) -> Path:

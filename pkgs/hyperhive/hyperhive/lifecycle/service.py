@@ -12,7 +12,6 @@ the manager's fixed name).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
@@ -20,16 +19,16 @@ import time
 from collections.abc import Awaitable, Callable
 
 from hyperhive import safefs
+from hyperhive.agents.names import MANAGER, AgentName, agent_port, validate_name
+from hyperhive.agents.paths import AgentPaths
+from hyperhive.agents.registry import Registry
+from hyperhive.agents.store import AgentRecord, AgentState, Role
 from hyperhive.broker.service import Broker
 from hyperhive.db.connection import Database
 from hyperhive.errors import Conflict, Forbidden, NotFound
 from hyperhive.lifecycle import repos
 from hyperhive.lifecycle.backends import Backend, BuildFailed
 from hyperhive.lifecycle.git import Git
-from hyperhive.lifecycle.names import MANAGER, AgentName, agent_port, validate_name
-from hyperhive.lifecycle.paths import AgentPaths
-from hyperhive.lifecycle.registry import Registry
-from hyperhive.lifecycle.store import AgentRecord, AgentState, Role
 from hyperhive.settings import Settings
 from hyperhive.tasks import TaskSet
 
@@ -44,17 +43,6 @@ KICK_RESTARTED = "you were just restarted — your notes are in /state, your ses
 KICK_REBUILT = (
     "you were just rebuilt with your applied config — your notes are in /state,"
     " your session continues"
-)
-
-# States in which the agent is meant to run (a daemon restart brings it back).
-MEANT_TO_RUN = frozenset(
-    {
-        AgentState.SPAWNING,
-        AgentState.STARTING,
-        AgentState.RUNNING,
-        AgentState.RESTARTING,
-        AgentState.REBUILDING,
-    }
 )
 
 
@@ -153,10 +141,6 @@ class Lifecycle:
     def is_stale(self, name: str) -> bool:
         """Whether the agent was last built from another hyperhive flake than the current."""
         return self.deployment(name)[1]
-
-    def deployed_sha(self, name: str) -> str | None:
-        """The applied commit the agent's container was last built from (None if never)."""
-        return self.deployment(name)[0]
 
     async def journal(self, raw_name: str, lines: int) -> list[str]:
         """The last `lines` log lines of a registered agent's harness (the journal viewer)."""
@@ -296,18 +280,6 @@ class Lifecycle:
         if existing.live:
             raise Conflict(f"agent {name!r} is not destroyed ({existing.state}); nothing to revive")
         return await self.spawn(name)
-
-    async def spawn_in_background(self, raw_name: str) -> AgentRecord:
-        """Register the spawn now (state spawning) and do the rest in the background."""
-        record, revived = await self.begin_spawn(raw_name)
-        name = AgentName(record.name)
-
-        async def run() -> None:
-            with contextlib.suppress(Exception):  # logged and recorded by finish_spawn
-                await self.finish_spawn(name, revived)
-
-        self._tasks.spawn(run(), f"spawn-{name}")
-        return record
 
     async def finish_spawn(self, name: AgentName, revived: bool) -> AgentRecord:
         async with self._lock(name):

@@ -15,7 +15,7 @@ from mcp.server.fastmcp.exceptions import ToolError
 from pydantic import BaseModel, ValidationError
 
 from hyperhive.errors import HyperhiveError
-from hyperhive.harness.roles import MCP_SERVER_NAME, Role
+from hyperhive.mcp_server.roles import MCP_SERVER_NAME, Role
 from hyperhive.wire import requests as rq
 from hyperhive.wire import responses as rs
 from hyperhive.wire.client import BrokerClient

@@ -13,12 +13,12 @@ import sqlite3
 import time
 from functools import partial
 
+from hyperhive.agents.names import SYSTEM
 from hyperhive.broker import store as broker_store
 from hyperhive.broker.service import Broker
 from hyperhive.db.connection import Database
 from hyperhive.errors import InvalidRequest, LimitExceeded, NotFound
 from hyperhive.hub import Hub
-from hyperhive.lifecycle.names import SYSTEM
 from hyperhive.questions import store
 from hyperhive.wire.responses import QuestionInfo
 

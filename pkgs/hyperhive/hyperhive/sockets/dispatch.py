@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from hyperhive.agents.names import OPERATOR, agent_port
+from hyperhive.agents.registry import Registry
 from hyperhive.approvals.service import Approvals
 from hyperhive.broker.service import Broker
 from hyperhive.errors import InvalidRequest
-from hyperhive.lifecycle.names import OPERATOR, agent_port
-from hyperhive.lifecycle.registry import Registry
 from hyperhive.lifecycle.service import Lifecycle
 from hyperhive.questions.service import QuestionService
 from hyperhive.sockets.server import Connection, SocketKind

@@ -236,11 +236,6 @@ class SocketServer:
             if found.st_ino == self._inode and stat.S_ISSOCK(found.st_mode):
                 os.unlink(self.path.name, dir_fd=dst)
 
-    @property
-    def open_connections(self) -> int:
-        """Connections being served now."""
-        return len(self._tasks)
-
     def _accepted(self, sock: socket.socket) -> None:
         if len(self._tasks) >= self.max_connections:
             self._refuse(sock)

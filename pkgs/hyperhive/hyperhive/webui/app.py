@@ -34,7 +34,7 @@ from hyperhive.web import KEY_CHECK, bearer, create_web_app, open_sse
 from hyperhive.webui.control import Controls, InboxWatcher
 
 if TYPE_CHECKING:
-    from hyperhive.harness.serve import Harness
+    from hyperhive.harness.assembly import Harness
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from hyperhive.ports import agent_port
 from hyperhive.webui.app import create_app
 
 if TYPE_CHECKING:
-    from hyperhive.harness.serve import Harness
+    from hyperhive.harness.assembly import Harness
 
 logger = logging.getLogger(__name__)
 

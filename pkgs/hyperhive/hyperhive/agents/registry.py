@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from hyperhive.agents import store
+from hyperhive.agents.store import AgentRecord, AgentState, Role
 from hyperhive.db.connection import Database
 from hyperhive.errors import NotFound
 from hyperhive.hub import Hub
-from hyperhive.lifecycle import store
-from hyperhive.lifecycle.store import AgentRecord, AgentState, Role
 
 
 class Registry:

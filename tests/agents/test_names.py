@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from hivetest import call, running_hive
+from hyperhive.agents.names import agent_port, container_name, fnv1a32, validate_name
 from hyperhive.errors import InvalidName
-from hyperhive.lifecycle.names import agent_port, container_name, fnv1a32, validate_name
 from lifecycle.support import require_nspawn
 
 BAD = ["..", "../x", "a/b", "abcdefghij", "Alice", "", "1abc", "-a", "a b", "manager", "system"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyperhive import safefs
-from hyperhive.lifecycle.names import MANAGER, AgentName
+from hyperhive.agents.names import MANAGER, AgentName
 from hyperhive.settings import Settings
 
 logger = logging.getLogger(__name__)
