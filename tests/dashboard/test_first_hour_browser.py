@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import pytest
 import pytest_asyncio
 from hivetest import DaemonProcess
-from hyperhive.lifecycle.names import agent_port
+from hyperhive.agents.names import agent_port
 from playwright.async_api import Browser, BrowserContext, Page, expect
 from security.support import free_name
 from standin.api import JsonObj, StandIn, Step, Text, ToolCall, last_user_text
