@@ -95,9 +95,7 @@ class Approvals:
         applied = self._lifecycle.paths(validate_name(info.agent)).applied
         if not (applied / ".git").exists():
             return ""
-        return await self._git.out(
-            applied, "diff", "--no-color", "refs/heads/main", info.fetched_sha
-        )
+        return await self._git.diff(applied, "refs/heads/main", info.fetched_sha)
 
     def _changed(self, approval_id: int) -> None:
         self._hub.publish("approval", self.get(approval_id).model_dump(by_alias=True))

@@ -14,6 +14,7 @@ manager's reach and the config repos").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -44,6 +45,10 @@ SAFE_CONFIG = (
 )
 # How much of git's own stderr an error carries (it can quote repo content).
 ERROR_CHARS = 2000
+DIFF_MAX_BYTES = 1024 * 1024
+"""The most of a diff the daemon reads: a few KiB of repo can expand to gigabytes."""
+DIFF_EXIT_SECONDS = 10.0
+"""How long git may take to exit after its whole output was read."""
 
 
 class GitError(Unavailable):
@@ -110,6 +115,48 @@ class Git:
             said = (stderr.strip() or stdout.strip())[-ERROR_CHARS:]
             raise GitError(f"git {args[0]} in {repo.name} failed: {said}")
         return code, stdout, stderr
+
+    async def diff(self, repo: Path, old: str, new: str, limit: int = DIFF_MAX_BYTES) -> str:
+        """``git diff old new`` in `repo`, at most `limit` bytes of it (then a note says so).
+
+        The output is read as it comes and git is killed once the limit is reached, or when
+        the caller is cancelled: a manager-made commit (one small blob listed many times, or
+        a file of repeated lines) can make a diff of gigabytes from a repo of kilobytes.
+        """
+        argv = [self.binary]
+        for item in SAFE_CONFIG:
+            argv += ["-c", item]
+        argv += ["-C", str(repo), "diff", "--no-color", "--no-ext-diff", "--no-textconv", old, new]
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self._env(),
+        )
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while size < limit and (chunk := await proc.stdout.read(65536)):
+                chunks.append(chunk)
+                size += len(chunk)
+            cut = size >= limit
+            if not cut:
+                await asyncio.wait_for(proc.wait(), DIFF_EXIT_SECONDS)
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            await asyncio.shield(proc.wait())
+        text = b"".join(chunks)[:limit].decode(errors="replace")
+        if cut:
+            return text + f"\n… (diff cut at {limit // 1024} KiB: look at the commit in the repo)\n"
+        if proc.returncode != 0:
+            said = (await proc.stderr.read(ERROR_CHARS)).decode(errors="replace").strip()
+            raise GitError(f"git diff in {repo.name} failed: {said}")
+        return text
 
     async def out(self, repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
         """stdout of a git command that must succeed, stripped."""

@@ -530,7 +530,7 @@ async def revive_diff(
 ) -> str:
     """What reviving deploys: the diff from the template to kept applied commit `sha`."""
     tree = await template_tree(git, paths, template, pronouns)
-    return await git.out(paths.applied, "diff", "--no-color", tree, sha)
+    return await git.diff(paths.applied, tree, sha)
 
 
 # -- migration of the old layout -----------------------------------------------------------------
