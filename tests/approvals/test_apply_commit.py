@@ -290,3 +290,22 @@ async def test_an_approval_cut_short_by_a_restart_is_deployed_at_startup(tmp_pat
         assert git(paths.applied, "rev-parse", "main") == sha
         assert hive.approvals.get(approval_id).status == "approved"
         assert len(events(hive, "approval_resolved")) == 1, "the decision is told once"
+
+
+@pytest.mark.parametrize("name", ["flake.nix", "flake.lock"])
+async def test_a_commit_that_changes_the_agents_flake_is_refused(hive: Hive, name: str) -> None:
+    """The nixos backend builds the applied flake as root: a flake input the manager adds
+    (`path:/var/lib/hyperhive/operator-secret`) would be copied into the world-readable
+    store. The daemon owns flake.nix and flake.lock; the manager edits agent.nix only."""
+    paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
+    hostile = 'inputs.s = { url = "path:/var/lib/hyperhive/operator-secret"; flake = false; };\n'
+    target = paths.config / name
+    target.write_text((target.read_text() if target.exists() else "") + f"# {hostile}")
+    git(paths.config, "add", name)
+    git(paths.config, "-c", "user.name=m", "-c", "user.email=m@h", "commit", "-qm", "inputs")
+    sha = git(paths.config, "rev-parse", "HEAD")
+    reply = await request(hive, sha)
+    assert reply["kind"] == "err", reply
+    assert name in reply["message"]
+    assert "agent.nix" in reply["message"]
+    assert hive.approvals.list_pending() == []

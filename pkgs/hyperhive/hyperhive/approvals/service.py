@@ -35,7 +35,7 @@ from hyperhive.approvals.store import ApprovalKind, ApprovalStatus
 from hyperhive.broker import store as broker_store
 from hyperhive.broker.service import Broker
 from hyperhive.db.connection import Database
-from hyperhive.errors import Conflict, HyperhiveError, InvalidRequest, NotFound
+from hyperhive.errors import Conflict, Forbidden, HyperhiveError, InvalidRequest, NotFound
 from hyperhive.hub import Hub
 from hyperhive.lifecycle import repos
 from hyperhive.lifecycle.backends import TAIL_LINES, BuildFailed
@@ -47,6 +47,10 @@ from hyperhive.wire.responses import ApprovalInfo
 logger = logging.getLogger(__name__)
 
 ORPHAN_NOTE = "agent state dir missing"
+
+
+DAEMON_OWNED = ("flake.nix", "flake.lock")
+"""Files of an agent's repo only the daemon writes: an apply_commit may not change them."""
 
 
 class Approvals:
@@ -174,6 +178,14 @@ class Approvals:
             raise NotFound(
                 f"no commit {ref} in {name}'s proposed repo: commit your change in"
                 f" /agents/{name} first, then pass its sha"
+            )
+        changed = await self._git.changed_paths(paths.applied, "refs/heads/main", sha, DAEMON_OWNED)
+        if changed:
+            # The nixos backend evaluates the applied flake as root: an input the manager
+            # adds (`path:` to any host file) would be copied into the world-readable store.
+            raise Forbidden(
+                f"commit {sha[:12]} changes {', '.join(changed)}: the daemon owns the agent's"
+                " flake; change agent.nix only (and the files it imports)"
             )
         now = int(time.time())
         approval_id = await self._db.write(

@@ -158,6 +158,21 @@ class Git:
             raise GitError(f"git diff in {repo.name} failed: {said}")
         return text
 
+    async def changed_paths(
+        self, repo: Path, old: str, new: str, paths: tuple[str, ...]
+    ) -> list[str]:
+        """Which of `paths` differ between commits `old` and `new` (bounded: only those)."""
+        changed = []
+        for path in paths:
+            code, _, _ = await self.run(
+                repo, "diff", "--quiet", "--no-ext-diff", old, new, "--", path, check=False
+            )
+            if code == 1:
+                changed.append(path)
+            elif code != 0:
+                raise GitError(f"git diff in {repo.name} failed (exit {code})")
+        return changed
+
     async def out(self, repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
         """stdout of a git command that must succeed, stripped."""
         _, stdout, _ = await self.run(repo, *args, env=env)
