@@ -410,3 +410,14 @@ async def test_the_icon_is_served_without_a_key(dash: Dash) -> None:
         assert r.status == 200
         assert r.content_type.startswith("image/")
         assert (await r.read()).startswith(b"\x00\x00\x01\x00")  # an ICO file
+
+
+async def test_page_keys_are_handed_out_for_running_agents_only(dash: Dash) -> None:
+    """A stopped agent's port is free: another agent could listen there and read the key
+    from the link, so the link carries none until the agent runs again."""
+    await dash.hive.lifecycle.spawn("alice")
+    _, body = await get_json(dash, "/api/webui-keys")
+    assert body["keys"]["alice"] == dash.hive.credentials.page_key("alice")
+    await dash.hive.lifecycle.kill("alice")  # type: ignore[arg-type]
+    _, body = await get_json(dash, "/api/webui-keys")
+    assert "alice" not in body["keys"]

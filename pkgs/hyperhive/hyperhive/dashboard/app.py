@@ -21,6 +21,7 @@ from multidict import MultiDictProxy
 
 from hyperhive import webstatic
 from hyperhive.agents.names import BROADCAST, MANAGER, OPERATOR, AgentName, validate_name
+from hyperhive.agents.store import AgentState
 from hyperhive.approvals.store import ApprovalKind
 from hyperhive.dashboard.stream import RESYNC, Fanout
 from hyperhive.dashboard.views import FLOW_LIMIT, Renderer, clip_row, snapshot
@@ -174,12 +175,16 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 
 async def webui_keys(request: web.Request) -> web.Response:
-    """Each live agent's page key, for the links to its page (`#key=` in the URL)."""
+    """Each running agent's page key, for the links to its page (`#key=` in the URL).
+
+    Only while the agent runs: a stopped agent's port is free, and another agent could
+    serve a page there and read the key from the link (docs/security.md, known limits).
+    """
     hive = request.app[HIVE]
     keys = {
         record.name: hive.credentials.page_key(record.name)
         for record in hive.registry.all()
-        if record.live
+        if record.state is AgentState.RUNNING
     }
     return web.json_response({"keys": keys})
 

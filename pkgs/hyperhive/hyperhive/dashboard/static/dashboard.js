@@ -30,12 +30,16 @@ function fixup(node) {
 
 // A link to an agent's page carries that page's key (and only that one) in its #fragment.
 const pageKeys = new Map();
-const keysAskedFor = new Set(); // an agent that appeared after the last load: ask once more
+// Keys come for running agents only (a stopped agent's port could be anyone's): ask again
+// once per agent and row state, so a link gets its key when its agent starts running.
+const keysAskedFor = new Set();
 function pageLink(a) {
   const k = pageKeys.get(a.dataset.name);
   a.href = `${location.protocol}//${location.hostname}:${a.dataset.port}/${k ? `#key=${k}` : ""}`;
-  if (!k && !keysAskedFor.has(a.dataset.name)) {
-    keysAskedFor.add(a.dataset.name);
+  const row = a.closest("[data-key]");
+  const asked = `${a.dataset.name} ${row ? row.className : ""}`;
+  if (!k && !keysAskedFor.has(asked)) {
+    keysAskedFor.add(asked);
     loadPageKeys().catch(() => {});
   }
 }
