@@ -33,7 +33,6 @@ from hyperhive.errors import (
 )
 from hyperhive.http import BoundApp, serve_app
 from hyperhive.web import create_web_app, open_sse
-from hyperhive.wire.responses import NEEDS_LOGIN_HINT
 
 if TYPE_CHECKING:
     from hyperhive.daemon import Hive
@@ -315,9 +314,8 @@ async def send(request: web.Request) -> web.Response:
     hive = request.app[HIVE]
     ids = await hive.broker.send(OPERATOR, to, body)
     message = f"sent to {to}" + (f" ({len(ids)} agents)" if to == BROADCAST else "")
-    record = hive.registry.find(to)
-    if record is not None and record.live and not hive.lifecycle.logged_in(to):
-        message += f", but {to} {NEEDS_LOGIN_HINT} (the message waits in its inbox)"
+    if hint := hive.lifecycle.login_hint(to):
+        message += f", but {hint}"
     return ok(message, ids=ids)
 
 

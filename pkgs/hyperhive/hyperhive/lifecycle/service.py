@@ -31,6 +31,7 @@ from hyperhive.lifecycle.backends import Backend, BuildFailed
 from hyperhive.lifecycle.git import Git
 from hyperhive.settings import Settings
 from hyperhive.tasks import TaskSet
+from hyperhive.wire.responses import NEEDS_LOGIN_HINT
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +148,16 @@ class Lifecycle:
         name = MANAGER if raw_name == MANAGER else validate_name(raw_name)
         self._registry.get(name)
         return await self.backend.journal(self.paths(name), lines)
+
+    def login_hint(self, name: str) -> str | None:
+        """Why a message to `name` will sit unanswered (a live agent with no login), or None.
+
+        What the operator is told after a send, on the CLI and the dashboard alike.
+        """
+        record = self._registry.find(name)
+        if record is None or not record.live or self.logged_in(name):
+            return None
+        return f"{name} {NEEDS_LOGIN_HINT} (the message waits in its inbox until then)"
 
     def logged_in(self, name: str) -> bool:
         """Whether the agent has claude credentials (or an API key is passed through)."""

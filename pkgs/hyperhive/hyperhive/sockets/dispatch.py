@@ -15,7 +15,6 @@ from hyperhive.questions.service import QuestionService
 from hyperhive.sockets.server import Connection, SocketKind
 from hyperhive.wire import requests as rq
 from hyperhive.wire.responses import (
-    NEEDS_LOGIN_HINT,
     AgentInfo,
     AgentsReply,
     ApprovalsReply,
@@ -62,7 +61,9 @@ class Dispatcher:
         match request:
             case rq.Send(to=to, body=body, in_reply_to=in_reply_to):
                 ids = await self.broker.send(me, to, body, in_reply_to)
-                if conn.identity.kind is SocketKind.HOST and (hint := self._cannot_answer(to)):
+                if conn.identity.kind is SocketKind.HOST and (
+                    hint := self.lifecycle.login_hint(to)
+                ):
                     return Ok(ids=ids, message=f"sent (message id {ids[0]}), but {hint}")
                 return Ok(ids=ids)
             case rq.Recv(wait_seconds=wait, max=limit):
@@ -177,10 +178,3 @@ class Dispatcher:
         if self.operator is None:
             raise InvalidRequest("this daemon has no browser credentials (no dashboard)")
         return self.operator
-
-    def _cannot_answer(self, to: str) -> str | None:
-        """Why `to` will not take a turn for a while (needs a login), or None."""
-        record = self.registry.find(to)
-        if record is None or not record.live or self.lifecycle.logged_in(to):
-            return None
-        return f"{to} {NEEDS_LOGIN_HINT} (the message waits in its inbox until then)"
