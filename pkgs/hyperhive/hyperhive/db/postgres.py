@@ -366,7 +366,7 @@ class PostgresDatabase(Database):
     def _close_connections(self) -> None:
         self._stop_listening.set()
         if self._listener is not None:
-            self._listener.join(timeout=2.0)
+            self._listener.join(timeout=10.0)
         for conn in (self._writer, self._reader):
             if conn is not None:
                 with contextlib.suppress(psycopg.Error):
