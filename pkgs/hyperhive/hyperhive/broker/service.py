@@ -270,6 +270,10 @@ class Broker:
 
     # -- receiving -------------------------------------------------------------------------
 
+    def parked(self, recipient: str) -> int:
+        """How many recvs for `recipient` are parked waiting for a send (tests observe this)."""
+        return len(self._waiters.get(recipient, ()))
+
     async def recv(self, recipient: str, wait_seconds: float, limit: int) -> list[MessageItem]:
         """Pop up to `limit` messages, parking up to `wait_seconds` until one arrives."""
         loop = asyncio.get_running_loop()
