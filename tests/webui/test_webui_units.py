@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import socket
 import time
 from pathlib import Path
 
-import hyperhive
 import pytest
+from hivetest.imports import hyperhive_units, source_files
 from hyperhive import ports
 from hyperhive.errors import InvalidRequest
 from hyperhive.harness.login import LoginPhase, LoginRunner
 from hyperhive.web import trusted_host
 from hyperhive.webui import server as webui_server
 from hyperhive.webui.control import validate_model
-
-PKG = Path(hyperhive.__file__).parent
 
 
 def test_model_names_claude_takes() -> None:
@@ -42,15 +39,8 @@ def test_the_web_ui_imports_only_the_container_boundary() -> None:
         "logtail",
         "web",
     }
-    for path in (PKG / "webui").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names: list[str] = []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            used = {n.split(".")[1] for n in names if n.startswith("hyperhive.")}
-            assert used <= allowed, (path, used)
+    for path in source_files("webui"):
+        assert hyperhive_units(path) <= allowed, path
 
 
 # Published FNV-1a 32-bit vectors (Noll's reference set), so each port below is
