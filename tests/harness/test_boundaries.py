@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
+from hivetest.imports import PKG, hyperhive_units, source_files, units_imported
 
-import hyperhive
-
-PKG = Path(hyperhive.__file__).parent
 ALLOWED = {
     "wire",
     "settings",
@@ -22,28 +18,23 @@ ALLOWED = {
     "logtail",
     "web",
 }
-
-
-def imported_hyperhive_modules(path: Path) -> set[str]:
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module]
-        elif isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        else:
-            continue
-        found |= {n.split(".")[1] for n in names if n.startswith("hyperhive.")}
-    return found
+HARNESS_SIDE = ["harness", "mcp_server", "webui"]
 
 
 def test_harness_side_imports_only_the_container_boundary() -> None:
-    files = [
-        *(PKG / "harness").glob("*.py"),
-        *(PKG / "mcp_server").glob("*.py"),
-        *(PKG / "webui").glob("*.py"),
-        PKG / "cli" / "harness.py",
-    ]
-    assert len(files) > 5
+    files = [*(f for p in HARNESS_SIDE for f in source_files(p)), PKG / "cli" / "harness.py"]
     for path in files:
-        assert imported_hyperhive_modules(path) <= ALLOWED, path
+        assert hyperhive_units(path) <= ALLOWED, path
+
+
+def test_the_import_walk_sees_every_spelling_of_an_import() -> None:
+    webui = ("webui",)
+    assert units_imported("import hyperhive.lifecycle.service", webui) == {"lifecycle"}
+    assert units_imported("from hyperhive.broker import service", webui) == {"broker"}
+    assert units_imported("from hyperhive import lifecycle, ports", webui) == {"lifecycle", "ports"}
+    assert units_imported("from ..lifecycle import service", webui) == {"lifecycle"}
+    assert units_imported("from .. import daemon", webui) == {"daemon"}
+    assert units_imported("from . import control", webui) == {"webui"}
+    assert units_imported("import hyperhive", webui) == {"hyperhive"}
+    assert units_imported("def f():\n    from hyperhive import daemon\n", webui) == {"daemon"}
+    assert units_imported("import json\nfrom aiohttp import web", webui) == set()

@@ -29,11 +29,19 @@ async def test_changes_are_numbered_and_fanned_out(tmp_path: Path) -> None:
 async def test_a_subscriber_that_falls_behind_is_dropped_not_blocking(tmp_path: Path) -> None:
     async with running_hive(tmp_path) as hive:
         slow = hive.hub.subscribe(maxsize=2)
-        for i in range(5):
+        fast = hive.hub.subscribe()
+        for i in range(3):  # the third overflows `slow`
             hive.hub.publish("message", {"n": i})
-        assert slow.qsize() == 2
+        # Emptying the slow queue must not bring it back: a dropped subscriber stays dropped,
+        # so what it holds is only what it took before it fell behind.
+        held = [slow.get_nowait().data["n"] for _ in range(slow.qsize())]
         hive.hub.publish("message", {"n": 99})
-        assert slow.qsize() == 2  # dropped: no longer fed
+        assert held == [0, 1]
+        assert slow.empty()
+        # The others are not held back by it.
+        assert [fast.get_nowait().data["n"] for _ in range(fast.qsize())] == [0, 1, 2, 99]
+        hive.hub.unsubscribe(fast)
+        assert not hive.hub.active
 
 
 async def test_events_stored_by_other_services_reach_the_message_flow(tmp_path: Path) -> None:

@@ -28,10 +28,18 @@ HIVE_AG3NT = Path(sys.executable).with_name("hive-ag3nt")
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def ui(
+async def ui(tmp_path_factory: pytest.TempPathFactory, standin: StandIn) -> AsyncIterator[LiveUI]:
+    """For tests that only speak HTTP: no claude, and no turn may start."""
+    async with running_webui(tmp_path_factory.mktemp("wa"), None, standin) as live:
+        yield live
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def claude_ui(
     tmp_path_factory: pytest.TempPathFactory, claude_bin: Path, standin: StandIn
 ) -> AsyncIterator[LiveUI]:
-    async with running_webui(tmp_path_factory.mktemp("wa"), claude_bin, standin) as live:
+    """For tests that take turns: the real claude against the stand-in."""
+    async with running_webui(tmp_path_factory.mktemp("wc"), claude_bin, standin) as live:
         yield live
 
 
@@ -143,67 +151,79 @@ async def turn_of(ui: LiveUI, message_id: int) -> None:
     await ui.run.wait_event("turn_end", lambda e: e.payload["message_id"] == message_id)
 
 
-async def test_an_operator_message_waits_for_the_running_turn(ui: LiveUI, standin: StandIn) -> None:
+async def test_an_operator_message_waits_for_the_running_turn(
+    claude_ui: LiveUI, standin: StandIn
+) -> None:
     hang = Hang(max_seconds=120)
-    standin.script(ui.key, hang, Text("web message handled"))
-    mid = await ui.send("a long broker turn")
+    standin.script(claude_ui.key, hang, Text("web message handled"))
+    mid = await claude_ui.send("a long broker turn")
     assert await asyncio.to_thread(hang.started.wait, 60)
-    status, body = await ui.request("POST", "/api/send", {"body": "while you are busy"})
+    status, body = await claude_ui.request("POST", "/api/send", {"body": "while you are busy"})
     assert (status, body["queued"]) == (202, 1)
-    status, _ = await ui.request("POST", "/api/cancel")
+    status, _ = await claude_ui.request("POST", "/api/cancel")
     assert status == 200
-    ended = await ui.run.wait_event("turn_end", lambda e: e.payload["message_id"] == mid)
-    started = await ui.run.wait_event("turn_start", lambda e: e.payload["message_id"] is None)
+    ended = await claude_ui.run.wait_event("turn_end", lambda e: e.payload["message_id"] == mid)
+    started = await claude_ui.run.wait_event(
+        "turn_start", lambda e: e.payload["message_id"] is None
+    )
     # One claude at a time: the web UI's turn started only after the broker turn ended.
     assert started.id > ended.id
-    done = await ui.run.wait_event("turn_end", lambda e: e.payload["message_id"] is None)
+    done = await claude_ui.run.wait_event("turn_end", lambda e: e.payload["message_id"] is None)
     assert done.payload["ok"] is True
 
 
-async def test_compact_runs_on_the_session_between_turns(ui: LiveUI, standin: StandIn) -> None:
+async def test_compact_runs_on_the_session_between_turns(
+    claude_ui: LiveUI, standin: StandIn
+) -> None:
     # A session needs two exchanges before claude agrees to compact it.
     for text in ("first exchange", "second exchange"):
-        standin.script(ui.key, Text(f"ok: {text}"))
-        await turn_of(ui, await ui.send(text))
-    status, body = await ui.request("POST", "/api/compact")
+        standin.script(claude_ui.key, Text(f"ok: {text}"))
+        await turn_of(claude_ui, await claude_ui.send(text))
+    status, body = await claude_ui.request("POST", "/api/compact")
     assert (status, body["ok"]) == (202, True)
-    done = await ui.run.wait_event("compacted", within=60)
+    done = await claude_ui.run.wait_event("compacted", within=60)
     assert done.payload["ok"] is True, done.payload
-    assert standin.received(ui.key, Kind.COMPACT)
+    assert standin.received(claude_ui.key, Kind.COMPACT)
 
 
-async def test_new_session_makes_the_next_turn_skip_continue(ui: LiveUI, standin: StandIn) -> None:
-    status, _ = await ui.request("POST", "/api/new-session")
+async def test_new_session_makes_the_next_turn_skip_continue(
+    claude_ui: LiveUI, standin: StandIn
+) -> None:
+    status, _ = await claude_ui.request("POST", "/api/new-session")
     assert status == 200
-    standin.script(ui.key, Text("fresh"), Text("continued"))
-    first = await ui.send("start over")
-    start = await ui.run.wait_event("turn_start", lambda e: e.payload["message_id"] == first)
+    standin.script(claude_ui.key, Text("fresh"), Text("continued"))
+    first = await claude_ui.send("start over")
+    start = await claude_ui.run.wait_event("turn_start", lambda e: e.payload["message_id"] == first)
     assert start.payload["resume"] is False
-    second = await ui.send("and go on")
-    start = await ui.run.wait_event("turn_start", lambda e: e.payload["message_id"] == second)
+    second = await claude_ui.send("and go on")
+    start = await claude_ui.run.wait_event(
+        "turn_start", lambda e: e.payload["message_id"] == second
+    )
     assert start.payload["resume"] is True
 
 
 async def test_history_then_stream_resumes_without_gaps_or_repeats(
-    ui: LiveUI, standin: StandIn
+    claude_ui: LiveUI, standin: StandIn
 ) -> None:
-    standin.script(ui.key, Text("first"))
-    mid = await ui.send("for the history")
-    await ui.run.wait_event("turn_end", lambda e: e.payload["message_id"] == mid)
-    status, hist = await ui.request("GET", "/events/history")
+    standin.script(claude_ui.key, Text("first"))
+    mid = await claude_ui.send("for the history")
+    await claude_ui.run.wait_event("turn_end", lambda e: e.payload["message_id"] == mid)
+    status, hist = await claude_ui.request("GET", "/events/history")
     assert status == 200
     ids = [e["id"] for e in hist["events"]]
     assert ids == sorted(ids)
     assert ids[-1] == hist["last_id"]
     assert len(ids) <= 2000
     # Events published after the history was read arrive on the stream, once each.
-    standin.script(ui.key, ToolCall("Bash", {"command": "echo streamed"}), Text("second"))
-    mid2 = await ui.send("for the stream")
-    await ui.run.wait_event("turn_end", lambda e: e.payload["message_id"] == mid2)
+    standin.script(claude_ui.key, ToolCall("Bash", {"command": "echo streamed"}), Text("second"))
+    mid2 = await claude_ui.send("for the stream")
+    await claude_ui.run.wait_event("turn_end", lambda e: e.payload["message_id"] == mid2)
     got: list[dict[str, Any]] = []
     async with (
-        aiohttp.ClientSession(headers=ui.auth) as session,
-        session.get(f"{ui.url}/events/stream?after={hist['epoch']}-{hist['last_id']}") as resp,
+        aiohttp.ClientSession(headers=claude_ui.auth) as session,
+        session.get(
+            f"{claude_ui.url}/events/stream?after={hist['epoch']}-{hist['last_id']}"
+        ) as resp,
     ):
         assert resp.headers["Content-Type"].startswith("text/event-stream")
         deadline = time.monotonic() + 30

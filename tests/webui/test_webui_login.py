@@ -24,10 +24,9 @@ LOGIN_CMD = shlex.join([sys.executable, str(Path(__file__).with_name("standin_lo
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def ui(tmp_path: Path, claude_bin: Path, standin: StandIn) -> AsyncIterator[LiveUI]:
-    async with running_webui(
-        tmp_path, claude_bin, standin, logged_in=False, login_cmd=LOGIN_CMD
-    ) as live:
+async def ui(tmp_path: Path, standin: StandIn) -> AsyncIterator[LiveUI]:
+    # The login command is a stand-in and no turn runs: no claude (checked on exit).
+    async with running_webui(tmp_path, None, standin, logged_in=False, login_cmd=LOGIN_CMD) as live:
         await live.run.wait_event("state", lambda e: e.payload["status"] == "needs_login")
         yield live
 

@@ -1,5 +1,9 @@
 """A real harness (in-process daemon, real claude against the API stand-in) with its web UI
-served on 127.0.0.1:0, for the web UI tests."""
+served on 127.0.0.1:0, for the web UI tests.
+
+Tests that only speak HTTP to the web UI pass no claude: their harness gets a path that
+cannot run, and on exit it is checked that no turn started (so none needed claude).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from hivetest import call, running_hive
 from hyperhive.http import serve_app
 from hyperhive.webui.app import create_app
 from standin.api import StandIn
+
+NO_CLAUDE = Path("/nonexistent/this-test-runs-no-claude")
 
 
 @dataclass
@@ -85,14 +91,19 @@ class LiveUI:
 @asynccontextmanager
 async def running_webui(
     root: Path,
-    claude_bin: Path,
+    claude_bin: Path | None,
     standin: StandIn,
     *,
     name: str = "alice",
     logged_in: bool = True,
     login_cmd: str | None = None,
 ) -> AsyncIterator[LiveUI]:
-    """Daemon, agent ``name``, its harness with the turn loop running, and its web UI."""
+    """Daemon, agent ``name``, its harness with the turn loop running, and its web UI.
+
+    ``claude_bin=None``: the test must take no turn (checked when it ends).
+    """
+    turns = claude_bin is not None
+    claude_bin = claude_bin or NO_CLAUDE
     # harness=False: the test runs the harness itself (the local backend must not).
     async with running_hive(root / "hive", harness=False) as hive:
         host = hive.settings.host_socket
@@ -114,3 +125,13 @@ async def running_webui(
                 yield LiveUI(bound.url, run, host, sock, name, hive.credentials.page_key(name))
             finally:
                 await bound.stop()
+            if not turns:
+                store = run.harness.store
+                assert store is not None
+                await store.flush()
+                busy = [
+                    e.payload
+                    for e in store.list_recent(10_000)
+                    if e.kind == "state" and e.payload["state"] != "idle"
+                ]
+                assert busy == [], "a test given no claude tried to run it: pass claude_bin"

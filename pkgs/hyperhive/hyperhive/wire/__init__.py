@@ -1,5 +1,5 @@
 """The socket protocol: JSON lines, requests tagged by `cmd`, responses by `kind` (SPEC §4).
 
-Architecture Invariant: this package is the container boundary. The harness and the MCP
-server import only wire/ (plus settings and errors), never the daemon's packages.
+What crosses the container boundary is spelled here; what the agent side may import is the
+container-boundary invariant, stated once in docs/architecture.md ("Invariants").
 """
