@@ -13,7 +13,6 @@ from hyperhive import logrepeat, safefs
 from hyperhive.agents.names import MANAGER, OPERATOR, AgentName
 from hyperhive.agents.paths import AgentPaths
 from hyperhive.agents.registry import Registry
-from hyperhive.agents.store import Role
 from hyperhive.approvals.service import Approvals
 from hyperhive.broker.service import Broker, SendLimits
 from hyperhive.credentials import KEY_FILE, OperatorSecret
@@ -28,8 +27,9 @@ from hyperhive.questions.service import QuestionService
 from hyperhive.retention import sweep_forever
 from hyperhive.settings import Settings
 from hyperhive.sockets.dispatch import Dispatcher
-from hyperhive.sockets.server import Connection, Identity, SocketKind, SocketServer
+from hyperhive.sockets.server import Connection, Identity, SocketServer
 from hyperhive.tasks import TaskSet
+from hyperhive.wire.roles import Role, SocketKind
 
 logger = logging.getLogger(__name__)
 

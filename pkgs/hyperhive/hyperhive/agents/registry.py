@@ -10,10 +10,11 @@ import dataclasses
 import time
 
 from hyperhive.agents import store
-from hyperhive.agents.store import AgentRecord, AgentState, Role
+from hyperhive.agents.store import AgentRecord, AgentState
 from hyperhive.db.connection import Database
 from hyperhive.errors import NotFound
 from hyperhive.hub import Hub
+from hyperhive.wire.roles import Role
 
 
 class Registry:

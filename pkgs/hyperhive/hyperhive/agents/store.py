@@ -7,12 +7,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-
-class Role(StrEnum):
-    """An agent's authority."""
-
-    AGENT = "agent"
-    MANAGER = "manager"
+from hyperhive.wire.roles import Role
 
 
 class AgentState(StrEnum):

@@ -1,16 +1,8 @@
-"""Roles and the tool lists each one gets (SPEC §6, §7)."""
+"""The tool lists each role gets (SPEC §6, §7)."""
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-
-class Role(StrEnum):
-    """Which harness this is: a sub-agent (hive-ag3nt) or the manager (hive-m1nd)."""
-
-    AGENT = "agent"
-    MANAGER = "manager"
-
+from hyperhive.wire.roles import Role
 
 MCP_SERVER_NAME = "hyperhive"
 

@@ -16,7 +16,6 @@ import socket
 import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 from hyperhive import safefs
@@ -30,16 +29,9 @@ from hyperhive.wire.requests import (
     Request,
 )
 from hyperhive.wire.responses import Err, Reply, encode
+from hyperhive.wire.roles import SocketKind
 
 logger = logging.getLogger(__name__)
-
-
-class SocketKind(StrEnum):
-    """Which authority a socket carries."""
-
-    HOST = "host"
-    MANAGER = "manager"
-    AGENT = "agent"
 
 
 ALLOWED = {
