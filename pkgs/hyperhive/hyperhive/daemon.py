@@ -1,6 +1,7 @@
 """hive-c0re: the host daemon. Composes the services, opens the sockets, runs the sweeps.
 
-The dashboard sits above this module: `cli/c0re_serve.py` starts the two together.
+The dashboard does not import this module: it takes the services through its own interface
+(`dashboard.services.HiveServices`), and `cli/c0re_serve.py` starts the two together.
 """
 
 from __future__ import annotations
