@@ -176,3 +176,31 @@ def test_no_package_is_both_above_and_below_another() -> None:
     for mod, targets in import_graph().items():
         units.setdefault(unit(mod), set()).update(unit(t) for t in targets if unit(t) != unit(mod))
     assert cycles(units) == []
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_the_dashboard_never_reaches_the_daemon() -> None:
+    # The dashboard takes the daemon's services as dashboard.services.HiveServices; the
+    # daemon is composed with it above both, in cli/.
+    graph = import_graph()
+    dashboard = [m for m in graph if m.startswith("hyperhive.dashboard")]
+    assert "hyperhive.dashboard.services" in reachable(graph, "hyperhive.dashboard")
+    assert len(dashboard) >= 4
+    assert {m for m in dashboard if "hyperhive.daemon" in reachable(graph, m)} == set()
+
+
+def test_only_the_composition_root_imports_the_daemon() -> None:
+    graph = import_graph()
+    importers = {m for m, targets in graph.items() if "hyperhive.daemon" in targets}
+    assert importers == {"hyperhive.cli.c0re_serve"}

@@ -21,8 +21,8 @@ import pytest
 from hivetest import Client, DaemonProcess, call
 from hyperhive.harness.assembly import Harness
 from hyperhive.harness.events import Event
-from hyperhive.mcp_server.roles import Role
 from hyperhive.settings import HarnessSettings
+from hyperhive.wire.roles import Role
 from standin.api import StandIn, claude_env
 
 MCP_COMMAND = [sys.executable, "-m", "hyperhive.cli.harness"]

@@ -10,7 +10,7 @@ import pytest
 from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 from hyperhive.harness.claude import Outcome, classify
 from hyperhive.harness.engine import TurnSpec, build_options
-from hyperhive.mcp_server.roles import Role
+from hyperhive.wire.roles import Role
 
 SPEC = TurnSpec(
     claude_bin="claude",

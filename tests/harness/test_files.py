@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 
 from hyperhive.harness.files import write_hive_files
-from hyperhive.mcp_server.roles import Role
 from hyperhive.settings import ExtraMcpServer, HarnessSettings
+from hyperhive.wire.roles import Role
 from standin.api import StandIn, Text, claude_env
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from harness.support import spawn_quiet
 from hivetest import call, running_hive
 from hyperhive.daemon import Hive
-from hyperhive.mcp_server.roles import AGENT_TOOLS, MANAGER_TOOLS, Role
+from hyperhive.mcp_server.roles import AGENT_TOOLS, MANAGER_TOOLS
 from hyperhive.mcp_server.tools import build_server
+from hyperhive.wire.roles import Role
 from mcp.client.session import ClientSession
 from mcp.shared.memory import create_connected_server_and_client_session
 from mcp.types import TextContent

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hivetest import call, running_hive
 from hyperhive.agents.names import AgentName
-from hyperhive.agents.store import Role
+from hyperhive.wire.roles import Role
 
 ROUNDS = 300
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from hyperhive.harness.loop import Status, credentials_file
+from hyperhive.harness.loop import Availability, credentials_file
 from playwright.async_api import Browser, Page, expect
 from standin.api import StandIn
 
@@ -61,7 +61,7 @@ async def test_login_flow_shows_the_url_takes_the_code_and_ends_online(
     await expect(badge).to_have_attribute("data-status", "online", timeout=30_000)
     await expect(badge).to_have_text("idle")
     await expect(page.locator("#login")).to_be_hidden()
-    assert ui.run.harness.loop.status is Status.ONLINE
+    assert ui.run.harness.loop.status is Availability.ONLINE
     assert credentials_file(ui.run.harness.loop.env).is_file()
 
 
@@ -73,7 +73,7 @@ async def test_a_wrong_code_fails_clearly_and_stays_logged_out(ui: LiveUI, page:
     await expect(page.locator("#login-note")).to_contain_text("exited with code 1")
     await expect(page.locator("#login-note")).to_contain_text("Invalid code")
     await expect(page.locator("#badge")).to_have_text("needs login")
-    assert ui.run.harness.loop.status is Status.NEEDS_LOGIN
+    assert ui.run.harness.loop.status is Availability.NEEDS_LOGIN
     # The pasted code is a credential: it must not be in any event.
     store = ui.run.harness.store
     assert store is not None

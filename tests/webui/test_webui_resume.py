@@ -27,10 +27,10 @@ from aiohttp import web
 from harness.support import MCP_COMMAND, harness_settings
 from hyperhive.harness.assembly import Harness
 from hyperhive.http import serve_app
-from hyperhive.mcp_server.roles import Role
 from hyperhive.retention import vacuum_agent
 from hyperhive.settings import Settings
 from hyperhive.webui.app import create_app
+from hyperhive.wire.roles import Role
 from playwright.async_api import Browser, expect
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

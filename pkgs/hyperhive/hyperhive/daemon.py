@@ -1,6 +1,7 @@
 """hive-c0re: the host daemon. Composes the services, opens the sockets, runs the sweeps.
 
-The dashboard sits above this module: `cli/c0re_serve.py` starts the two together.
+The dashboard does not import this module: it takes the services through its own interface
+(`dashboard.services.HiveServices`), and `cli/c0re_serve.py` starts the two together.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from hyperhive import logrepeat, safefs
 from hyperhive.agents.names import MANAGER, OPERATOR, AgentName
 from hyperhive.agents.paths import AgentPaths
 from hyperhive.agents.registry import Registry
-from hyperhive.agents.store import Role
 from hyperhive.approvals.service import Approvals
 from hyperhive.broker.service import Broker, SendLimits
 from hyperhive.credentials import KEY_FILE, OperatorSecret
@@ -28,8 +28,9 @@ from hyperhive.questions.service import QuestionService
 from hyperhive.retention import sweep_forever
 from hyperhive.settings import Settings
 from hyperhive.sockets.dispatch import Dispatcher
-from hyperhive.sockets.server import Connection, Identity, SocketKind, SocketServer
+from hyperhive.sockets.server import Connection, Identity, SocketServer
 from hyperhive.tasks import TaskSet
+from hyperhive.wire.roles import Role, SocketKind
 
 logger = logging.getLogger(__name__)
 

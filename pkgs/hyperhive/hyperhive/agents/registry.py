@@ -15,10 +15,11 @@ import time
 
 from hyperhive.agents import store
 from hyperhive.agents.names import MANAGER
-from hyperhive.agents.store import AgentRecord, AgentState, Role
+from hyperhive.agents.store import AgentRecord, AgentState
 from hyperhive.db.connection import AGENTS, Database
 from hyperhive.errors import NotFound
 from hyperhive.hub import Hub
+from hyperhive.wire.roles import Role
 
 
 class Registry:

@@ -8,13 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from hyperhive.db.connection import AGENTS, Tx
-
-
-class Role(StrEnum):
-    """An agent's authority."""
-
-    AGENT = "agent"
-    MANAGER = "manager"
+from hyperhive.wire.roles import Role
 
 
 class AgentState(StrEnum):

@@ -18,7 +18,7 @@ from hyperhive.agents.names import OPERATOR
 from hyperhive.errors import HyperhiveError
 from hyperhive.settings import Settings
 from hyperhive.wire import requests as rq
-from hyperhive.wire.client import BrokerClient
+from hyperhive.wire.client import SocketClient
 from hyperhive.wire.responses import (
     NEEDS_LOGIN_HINT,
     AgentInfo,
@@ -256,7 +256,7 @@ async def _inbox(socket: Path, limit: int, follow: bool, as_json: bool) -> int:
     """Print the operator's inbox (the latest `limit`); with `follow`, then every new one."""
     request = rq.Recent(limit=500).model_dump_json().encode() + b"\n"
     seen = 0
-    async with await BrokerClient.connect(socket) as client:
+    async with await SocketClient.connect(socket) as client:
         while True:
             reply = await client.call_raw(request)
             if not isinstance(reply, RecentReply):
@@ -280,7 +280,7 @@ async def _inbox(socket: Path, limit: int, follow: bool, as_json: bool) -> int:
 
 
 async def _call(socket: Path, request: BaseModel) -> Reply:
-    async with await BrokerClient.connect(socket) as client:
+    async with await SocketClient.connect(socket) as client:
         return await client.call_raw(request.model_dump_json().encode() + b"\n")
 
 

@@ -1,7 +1,8 @@
 """``hive-c0re serve``, the daemon binary's composition root: the `Hive` and its dashboard.
 
-Above both: the dashboard is built on the daemon's services, so the module that starts the
-two together sits over them.
+Above both: the dashboard takes the daemon's services through its own interface
+(`HiveServices`, which `Hive` satisfies) and never imports the daemon, so the module that
+starts the two together and hands the one to the other sits over them.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hyperhive.mcp_server.roles import Role
 from hyperhive.settings import HarnessSettings
+from hyperhive.wire.roles import Role
 
 logger = logging.getLogger(__name__)
 

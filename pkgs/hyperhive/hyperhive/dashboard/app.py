@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from aiohttp.web_request import FileField
@@ -23,6 +23,7 @@ from hyperhive import webstatic
 from hyperhive.agents.names import BROADCAST, MANAGER, OPERATOR, AgentName, validate_name
 from hyperhive.agents.store import AgentState
 from hyperhive.approvals.store import ApprovalKind
+from hyperhive.dashboard.services import HiveServices
 from hyperhive.dashboard.stream import RESYNC, Fanout
 from hyperhive.dashboard.views import FLOW_LIMIT, Renderer, clip_row, snapshot
 from hyperhive.errors import (
@@ -34,12 +35,9 @@ from hyperhive.errors import (
 from hyperhive.http import BoundApp, serve_app
 from hyperhive.web import create_web_app, open_sse
 
-if TYPE_CHECKING:
-    from hyperhive.daemon import Hive
-
 logger = logging.getLogger(__name__)
 
-HIVE: web.AppKey[Hive] = web.AppKey("hive")
+HIVE: web.AppKey[HiveServices] = web.AppKey("hive")
 RENDERER = web.AppKey("renderer", Renderer)
 FANOUT = web.AppKey("fanout", Fanout)
 TASKS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("tasks")
@@ -376,8 +374,8 @@ async def _close_streams(app: web.Application) -> None:
     app[FANOUT].close_all()
 
 
-def create_app(hive: Hive) -> web.Application:
-    """The dashboard app over a started Hive."""
+def create_app(hive: HiveServices) -> web.Application:
+    """The dashboard app over the services of a started daemon."""
     app = create_web_app(
         name="hive-c0re",
         key_check=hive.credentials.is_dashboard_key,
@@ -429,7 +427,7 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-async def start_dashboard(hive: Hive, port: int | None = None) -> BoundApp:
+async def start_dashboard(hive: HiveServices, port: int | None = None) -> BoundApp:
     """Serve the dashboard on settings.dashboard_host:dashboard_port (or `port`)."""
     settings = hive.settings
     if not _loopback(settings.dashboard_host):

@@ -11,13 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING
 
+from hyperhive.dashboard.services import HiveServices
 from hyperhive.dashboard.views import RecentMessages, Renderer
 from hyperhive.hub import Change
-
-if TYPE_CHECKING:
-    from hyperhive.daemon import Hive
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +80,7 @@ class Stream:
 class Fanout:
     """Reads the hub, renders each change once and hands the bytes to every stream."""
 
-    def __init__(self, hive: Hive, renderer: Renderer) -> None:
+    def __init__(self, hive: HiveServices, renderer: Renderer) -> None:
         self._hive = hive
         self._renderer = renderer
         self.streams: set[Stream] = set()

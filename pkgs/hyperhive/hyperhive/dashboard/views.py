@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
@@ -23,10 +23,8 @@ from markupsafe import Markup
 from hyperhive.agents.names import MANAGER, OPERATOR, agent_port, container_name
 from hyperhive.agents.store import AgentState
 from hyperhive.approvals.store import ApprovalStatus
+from hyperhive.dashboard.services import HiveServices
 from hyperhive.hub import Change
-
-if TYPE_CHECKING:
-    from hyperhive.daemon import Hive
 
 Json = dict[str, Any]
 
@@ -101,7 +99,7 @@ def agent_view(record: Json) -> Json:
     }
 
 
-def live_agent_view(record: Json, hive: Hive) -> Json:
+def live_agent_view(record: Json, hive: HiveServices) -> Json:
     """agent_view plus the badges the lifecycle knows now: stale flake, needs login, and
     the deployed sha (read from the agent's files at render time)."""
     view = agent_view(record)
@@ -130,7 +128,7 @@ def port_conflicts(agents: Iterable[Json], pending: Iterable[Json]) -> list[Json
     ]
 
 
-def page_size(hive: Hive) -> int:
+def page_size(hive: HiveServices) -> int:
     """Items per bounded section (HYPERHIVE_DASHBOARD_PAGE_SIZE)."""
     return hive.settings.dashboard_page_size
 
@@ -140,7 +138,7 @@ def more_line(list_name: str, shown: int, total: int) -> Json:
     return {"list": list_name, "shown": shown, "total": total}
 
 
-def snapshot(hive: Hive, recent: RecentMessages) -> Json:
+def snapshot(hive: HiveServices, recent: RecentMessages) -> Json:
     """Everything the page shows, with the change-feed `seq` it is consistent with.
 
     `seq` is the last change the fan-out has taken in, which may trail the hub by changes
@@ -185,7 +183,7 @@ class RecentMessages:
     message query (SPEC §18: `/api/state` with 10,000 messages in ≤ 50 ms).
     """
 
-    def __init__(self, hive: Hive) -> None:
+    def __init__(self, hive: HiveServices) -> None:
         # No await between reading and the caller subscribing: nothing can slip between.
         self.seq = hive.hub.seq
         self.flow: deque[Json] = deque(
@@ -292,7 +290,7 @@ class Renderer:
         lists = {name: Markup(html) for name, html in self.lists(snap).items()}
         return self.env.get_template("page.html").render(snap=snap, lists=lists)
 
-    def ops(self, change: Change, hive: Hive) -> list[Op]:
+    def ops(self, change: Change, hive: HiveServices) -> list[Op]:
         """What one change does to the page's lists."""
         data = change.data
         match change.kind:
@@ -309,7 +307,7 @@ class Renderer:
                 return [*self._agent_ops(data, hive), self._banner(hive)]
         return []
 
-    def _question_ops(self, data: Json, hive: Hive) -> list[Op]:
+    def _question_ops(self, data: Json, hive: HiveServices) -> list[Op]:
         """Only the first page of open questions is on the page: a question beyond it
         changes only the count line; one resolved inside it while more wait lets the next
         one in (the whole section is sent again, reconciled by key)."""
@@ -327,7 +325,7 @@ class Renderer:
         shown = [q.model_dump() for q in hive.questions.list_open(limit=page)]
         return [Op("questions", None, self.paged("questions", shown, total))]
 
-    def _approval_ops(self, data: Json, hive: Hive) -> Op:
+    def _approval_ops(self, data: Json, hive: HiveServices) -> Op:
         key = f"a-{data['id']}"
         pending = data.get("status") == ApprovalStatus.PENDING
         page = page_size(hive)
@@ -337,7 +335,7 @@ class Renderer:
         shown = [a.model_dump(by_alias=True) for a in approvals[:page]]
         return Op("approvals", None, self.paged("approvals", shown, len(approvals)))
 
-    def _agent_ops(self, data: Json, hive: Hive) -> list[Op]:
+    def _agent_ops(self, data: Json, hive: HiveServices) -> list[Op]:
         key = f"agent-{data['name']}"
         if data.get("purged"):
             return [Op(name, key, None) for name in ("containers", "tombstones", "recipients")]
@@ -354,7 +352,7 @@ class Renderer:
             Op("tombstones", key, None),
         ]
 
-    def _banner(self, hive: Hive) -> Op:
+    def _banner(self, hive: HiveServices) -> Op:
         agents = [r.as_json() for r in hive.registry.all() if r.live]
         pending = [a.model_dump(by_alias=True) for a in hive.approvals.list_pending()]
         return Op("banner", None, self.items("banner", port_conflicts(agents, pending)))

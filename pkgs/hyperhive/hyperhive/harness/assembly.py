@@ -9,8 +9,8 @@ from hyperhive.harness.events import EventBus
 from hyperhive.harness.files import write_hive_files
 from hyperhive.harness.loop import TurnLoop
 from hyperhive.harness.store import EventStore
-from hyperhive.mcp_server.roles import Role
 from hyperhive.settings import HarnessSettings
+from hyperhive.wire.roles import Role
 
 
 @dataclass

@@ -34,7 +34,8 @@ from hyperhive.harness.claude import (
     TurnResult,
     classify,
 )
-from hyperhive.mcp_server.roles import BUILTIN_TOOLS, MCP_SERVER_NAME, Role
+from hyperhive.mcp_server.roles import BUILTIN_TOOLS, MCP_SERVER_NAME
+from hyperhive.wire.roles import Role
 
 logger = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from hyperhive.mcp_server.roles import (
     BUILTIN_TOOLS,
     DENIED_TOOLS,
     MCP_SERVER_NAME,
-    Role,
     mcp_tools,
     qualified,
 )
 from hyperhive.settings import HarnessSettings
+from hyperhive.wire.roles import Role
 
 MCP_CONFIG = "claude-mcp-config.json"
 SETTINGS = "claude-settings.json"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyperhive.logtail import tail_file
-from hyperhive.mcp_server.roles import Role
+from hyperhive.wire.roles import Role
 
 MAX_LINES = 2000
 JOURNALCTL_DEADLINE_SECONDS = 10.0

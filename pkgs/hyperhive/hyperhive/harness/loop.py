@@ -26,11 +26,11 @@ from hyperhive.harness.engine import SdkTurn, TurnSpec, hyperhive_server
 from hyperhive.harness.events import EventBus
 from hyperhive.harness.files import HiveFiles
 from hyperhive.harness.model import ModelFile
-from hyperhive.mcp_server.roles import Role
 from hyperhive.settings import HarnessSettings
 from hyperhive.wire import requests as rq
 from hyperhive.wire import responses as rs
-from hyperhive.wire.client import BrokerClient, BrokerError
+from hyperhive.wire.client import DaemonError, SocketClient
+from hyperhive.wire.roles import Role
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class TurnState(StrEnum):
     COMPACTING = "compacting"
 
 
-class Status(StrEnum):
+class Availability(StrEnum):
     """Whether the agent can take turns."""
 
     ONLINE = "online"
@@ -151,7 +151,7 @@ class TurnLoop:
         self.poll_seconds = poll_seconds
         self.model_file = ModelFile(settings.model_path, settings.default_model)
         self.state = TurnState.IDLE
-        self.status = Status.ONLINE
+        self.status = Availability.ONLINE
         self.since = time.time()
         self._process: SdkTurn | None = None
         # The hyperhive tools, served in-process to every turn's claude (built once).
@@ -188,7 +188,7 @@ class TurnLoop:
     # -- the loop ----------------------------------------------------------------------
     async def run(self) -> None:
         """Take turns forever: connect, recv, turn, ack; reconnect when the daemon goes."""
-        self._set(TurnState.IDLE, Status.ONLINE)
+        self._set(TurnState.IDLE, Availability.ONLINE)
         if not has_credentials(self.env):
             await self._wait_for_login(baseline=None)
         while True:
@@ -197,24 +197,24 @@ class TurnLoop:
                 await self._serve(client)
             except (Unavailable, ConnectionError, asyncio.IncompleteReadError) as exc:
                 logger.warning("lost the broker connection (%s); reconnecting", exc)
-            except BrokerError as exc:
+            except DaemonError as exc:
                 # The daemon refused recv/status: back off instead of spinning.
                 logger.error("the broker refused a request: %s; reconnecting", exc.message)
                 await asyncio.sleep(RECONNECT_MAX_SECONDS)
             finally:
                 await client.close()
 
-    async def _connect(self) -> BrokerClient:
+    async def _connect(self) -> SocketClient:
         delay = 0.05
         while True:
             try:
-                return await BrokerClient.connect(self.settings.socket)
+                return await SocketClient.connect(self.settings.socket)
             except Unavailable as exc:
                 logger.warning("%s; retrying in %.1f s", exc.message, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
-    async def _serve(self, client: BrokerClient) -> None:
+    async def _serve(self, client: SocketClient) -> None:
         while True:
             reply = await client.call(rq.Recv(wait_seconds=rq.MAX_WAIT_SECONDS, max=1))
             if not isinstance(reply, rs.Messages) or not reply.items:
@@ -229,7 +229,7 @@ class TurnLoop:
                 if verdict.ack:
                     await self._ack(client, item.id)
 
-    async def _tell_sender(self, client: BrokerClient, item: rs.MessageItem, reason: str) -> None:
+    async def _tell_sender(self, client: SocketClient, item: rs.MessageItem, reason: str) -> None:
         """Send the sender a turn_failed notice, so a dropped message is never silent.
 
         It goes out as a message from this agent (an agent cannot write system messages:
@@ -243,13 +243,13 @@ class TurnLoop:
         )
         try:
             await client.call(rq.Send(to=item.sender, body=body, in_reply_to=item.id))
-        except BrokerError as exc:
+        except DaemonError as exc:
             logger.warning("turn_failed notice to %s refused: %s", item.sender, exc.message)
 
-    async def _ack(self, client: BrokerClient, message_id: int) -> None:
+    async def _ack(self, client: SocketClient, message_id: int) -> None:
         try:
             await client.call(rq.Ack(ids=[message_id]))
-        except BrokerError as exc:
+        except DaemonError as exc:
             # E.g. the daemon restarted mid-turn and already re-queued it: it comes back
             # as a redelivery, which is the at-least-once contract.
             logger.warning("ack of message %d refused: %s", message_id, exc.message)
@@ -298,9 +298,9 @@ class TurnLoop:
                 case Outcome.RATE_LIMITED:
                     wait = result.retry_after or self.settings.rate_limit_sleep
                     self._end(message_id, result, ok=False, retry_in=wait)
-                    self._set(status=Status.RATE_LIMITED)
+                    self._set(status=Availability.RATE_LIMITED)
                     await asyncio.sleep(wait)
-                    self._set(status=Status.ONLINE)
+                    self._set(status=Availability.ONLINE)
                 case Outcome.NEEDS_LOGIN:
                     self._end(message_id, result, ok=False)
                     await self._wait_for_login(baseline=_mtime(credentials_file(self.env)))
@@ -424,7 +424,7 @@ class TurnLoop:
 
     async def _wait_for_login(self, baseline: float | None) -> None:
         """Park in needs_login until claude's credentials file is (re)written."""
-        self._set(status=Status.NEEDS_LOGIN)
+        self._set(status=Availability.NEEDS_LOGIN)
         self._login.clear()
         path = credentials_file(self.env)
         logger.warning("claude is not logged in: waiting for %s (log in via the web UI)", path)
@@ -434,9 +434,9 @@ class TurnLoop:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._login.wait(), self.poll_seconds)
-        self._set(status=Status.ONLINE)
+        self._set(status=Availability.ONLINE)
 
-    def _set(self, state: TurnState | None = None, status: Status | None = None) -> None:
+    def _set(self, state: TurnState | None = None, status: Availability | None = None) -> None:
         self.state = state or self.state
         self.status = status or self.status
         self.since = time.time()

@@ -22,7 +22,7 @@ from hyperhive import safefs
 from hyperhive.agents.names import MANAGER, AgentName, agent_port, validate_name
 from hyperhive.agents.paths import AgentPaths
 from hyperhive.agents.registry import Registry
-from hyperhive.agents.store import AgentRecord, AgentState, Role
+from hyperhive.agents.store import AgentRecord, AgentState
 from hyperhive.broker.service import Broker
 from hyperhive.db.connection import Database
 from hyperhive.errors import Conflict, Forbidden, NotFound
@@ -32,6 +32,7 @@ from hyperhive.lifecycle.git import Git
 from hyperhive.settings import Settings
 from hyperhive.tasks import TaskSet
 from hyperhive.wire.responses import NEEDS_LOGIN_HINT
+from hyperhive.wire.roles import Role
 
 logger = logging.getLogger(__name__)
 

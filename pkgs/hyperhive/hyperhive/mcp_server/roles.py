@@ -1,28 +1,21 @@
-"""Roles and the tool lists each one gets (SPEC §6, §7)."""
+"""The tool lists each role gets (SPEC §6, §7)."""
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-
-class Role(StrEnum):
-    """Which harness this is: a sub-agent (hive-ag3nt) or the manager (hive-m1nd)."""
-
-    AGENT = "agent"
-    MANAGER = "manager"
-
+from hyperhive.wire import requests as rq
+from hyperhive.wire.roles import Role, SocketKind
 
 MCP_SERVER_NAME = "hyperhive"
 
 AGENT_TOOLS = ("send", "recv", "ask_operator", "whoami")
+# The manager's tools: an agent's, plus every command its socket answers beyond an agent's.
 MANAGER_TOOLS = (
     *AGENT_TOOLS,
-    "request_spawn",
-    "kill",
-    "start",
-    "restart",
-    "update",
-    "request_apply_commit",
+    *(
+        rq.cmd_of(model)
+        for model in rq.MODELS
+        if SocketKind.MANAGER in model.answered_on and SocketKind.AGENT not in model.answered_on
+    ),
 )
 
 # Built-ins claude may use. Web tools, sub-agent spawning and claude's own cross-session

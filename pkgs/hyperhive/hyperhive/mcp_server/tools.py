@@ -15,16 +15,18 @@ from mcp.server.fastmcp.exceptions import ToolError
 from pydantic import BaseModel, ValidationError
 
 from hyperhive.errors import HyperhiveError
-from hyperhive.mcp_server.roles import MCP_SERVER_NAME, Role
+from hyperhive.mcp_server.roles import MCP_SERVER_NAME
 from hyperhive.wire import requests as rq
 from hyperhive.wire import responses as rs
-from hyperhive.wire.client import BrokerClient
+from hyperhive.wire.client import SocketClient
+from hyperhive.wire.roles import Role
 
 logger = logging.getLogger(__name__)
 
 
-class Broker:
-    """Opens one connection per call: the MCP server holds no broker state of its own."""
+class AgentSocket:
+    """The agent's socket as the tools use it: one connection per call, so the MCP server
+    holds no broker state of its own."""
 
     def __init__(self, socket: Path) -> None:
         self.socket = socket
@@ -32,7 +34,7 @@ class Broker:
     async def call(self, request: BaseModel) -> rs.Response:
         """Send one request; turn every failure into a ToolError the model can read."""
         try:
-            client = await BrokerClient.connect(self.socket)
+            client = await SocketClient.connect(self.socket)
         except HyperhiveError as exc:
             raise ToolError(exc.message) from exc
         try:
@@ -45,7 +47,7 @@ class Broker:
     async def recv_and_ack(self, wait_seconds: float, max_items: int) -> rs.Response:
         """recv, then ack on the same connection: claude has seen the messages."""
         try:
-            client = await BrokerClient.connect(self.socket)
+            client = await SocketClient.connect(self.socket)
         except HyperhiveError as exc:
             raise ToolError(exc.message) from exc
         try:
@@ -89,12 +91,12 @@ def _messages(reply: rs.Response) -> str:
 def build_server(role: Role, socket: Path) -> FastMCP:
     """The MCP server with the tools of ``role`` (SPEC §6)."""
     server = FastMCP(MCP_SERVER_NAME, log_level="WARNING")
-    broker = Broker(socket)
+    daemon = AgentSocket(socket)
 
     @server.tool()
     async def send(to: str, body: str, in_reply_to: int | None = None) -> str:
         """Send a message to an agent by name, `manager`, `operator`, or `*` (everyone)."""
-        reply = await broker.call(_request(rq.Send, to=to, body=body, in_reply_to=in_reply_to))
+        reply = await daemon.call(_request(rq.Send, to=to, body=body, in_reply_to=in_reply_to))
         return _ok(reply, f"sent to {to}")
 
     @server.tool()
@@ -102,7 +104,7 @@ def build_server(role: Role, socket: Path) -> FastMCP:
         """Read your next messages (JSON list). wait_seconds up to 180 parks until one arrives:
         use recv(wait_seconds=180) instead of sleeping."""
         _request(rq.Recv, wait_seconds=wait_seconds, max=max)  # validate before connecting
-        return _messages(await broker.recv_and_ack(wait_seconds, max))
+        return _messages(await daemon.recv_and_ack(wait_seconds, max))
 
     @server.tool()
     async def ask_operator(
@@ -122,7 +124,7 @@ def build_server(role: Role, socket: Path) -> FastMCP:
             multi=multi,
             ttl_seconds=ttl_seconds,
         )
-        reply = await broker.call(request)
+        reply = await daemon.call(request)
         if isinstance(reply, rs.QuestionQueued):
             return f"question {reply.id} queued; the answer arrives as an operator_answered event"
         return reply.model_dump_json(by_alias=True)
@@ -130,14 +132,14 @@ def build_server(role: Role, socket: Path) -> FastMCP:
     @server.tool()
     async def whoami() -> str:
         """Your name and role in the swarm."""
-        return (await broker.call(rq.Whoami())).model_dump_json(by_alias=True)
+        return (await daemon.call(rq.Whoami())).model_dump_json(by_alias=True)
 
     if role is Role.MANAGER:
-        _add_manager_tools(server, broker)
+        _add_manager_tools(server, daemon)
     return server
 
 
-def _add_manager_tools(server: FastMCP, broker: Broker) -> None:
+def _add_manager_tools(server: FastMCP, daemon: AgentSocket) -> None:
     @server.tool()
     async def request_spawn(name: str, description: str = "") -> str:
         """Ask the operator to approve a new agent `name`.
@@ -145,28 +147,28 @@ def _add_manager_tools(server: FastMCP, broker: Broker) -> None:
         Names: 1-9 characters, a lowercase letter first, then lowercase letters or digits,
         a single '-' only between two of them (not at the end).
         """
-        reply = await broker.call(_request(rq.RequestSpawn, name=name, description=description))
+        reply = await daemon.call(_request(rq.RequestSpawn, name=name, description=description))
         return _ok(reply, f"spawn of {name} requested; the operator decides")
 
     @server.tool()
     async def kill(name: str) -> str:
         """Stop agent `name`'s container."""
-        return _ok(await broker.call(_request(rq.Kill, name=name)), f"{name} stopped")
+        return _ok(await daemon.call(_request(rq.Kill, name=name)), f"{name} stopped")
 
     @server.tool()
     async def start(name: str) -> str:
         """Start agent `name`'s stopped container."""
-        return _ok(await broker.call(_request(rq.Start, name=name)), f"{name} started")
+        return _ok(await daemon.call(_request(rq.Start, name=name)), f"{name} started")
 
     @server.tool()
     async def restart(name: str) -> str:
         """Restart agent `name`'s container."""
-        return _ok(await broker.call(_request(rq.Restart, name=name)), f"{name} restarted")
+        return _ok(await daemon.call(_request(rq.Restart, name=name)), f"{name} restarted")
 
     @server.tool()
     async def update(name: str) -> str:
         """Rebuild agent `name` from its applied config."""
-        return _ok(await broker.call(_request(rq.Update, name=name)), f"{name} updated")
+        return _ok(await daemon.call(_request(rq.Update, name=name)), f"{name} updated")
 
     @server.tool()
     async def request_apply_commit(agent: str, commit_ref: str, description: str = "") -> str:
@@ -174,7 +176,7 @@ def _add_manager_tools(server: FastMCP, broker: Broker) -> None:
         request = _request(
             rq.RequestApplyCommit, agent=agent, commit_ref=commit_ref, description=description
         )
-        return _ok(await broker.call(request), f"apply of {agent}@{commit_ref} requested")
+        return _ok(await daemon.call(request), f"apply of {agent}@{commit_ref} requested")
 
 
 def run_stdio(role: Role, socket: Path) -> None:

@@ -12,7 +12,7 @@ from hyperhive.broker.service import Broker
 from hyperhive.errors import InvalidRequest
 from hyperhive.lifecycle.service import Lifecycle
 from hyperhive.questions.service import QuestionService
-from hyperhive.sockets.server import Connection, SocketKind
+from hyperhive.sockets.server import Connection
 from hyperhive.wire import requests as rq
 from hyperhive.wire.responses import (
     AgentInfo,
@@ -29,6 +29,7 @@ from hyperhive.wire.responses import (
     StatusReply,
     WhoamiReply,
 )
+from hyperhive.wire.roles import SocketKind
 
 
 class OperatorAccess(Protocol):

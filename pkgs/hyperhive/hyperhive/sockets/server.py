@@ -16,37 +16,16 @@ import socket
 import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 from hyperhive import safefs
 from hyperhive.errors import HyperhiveError
 from hyperhive.sockets.protocol import MAX_LINE, TOO_LONG, TooLong, parse_request, read_line
-from hyperhive.wire.requests import (
-    AGENT_COMMANDS,
-    HOST_COMMANDS,
-    MANAGER_COMMANDS,
-    Recv,
-    Request,
-)
+from hyperhive.wire.requests import COMMANDS, Recv, Request
 from hyperhive.wire.responses import Err, Reply, encode
+from hyperhive.wire.roles import SocketKind
 
 logger = logging.getLogger(__name__)
-
-
-class SocketKind(StrEnum):
-    """Which authority a socket carries."""
-
-    HOST = "host"
-    MANAGER = "manager"
-    AGENT = "agent"
-
-
-ALLOWED = {
-    SocketKind.HOST: HOST_COMMANDS,
-    SocketKind.MANAGER: MANAGER_COMMANDS,
-    SocketKind.AGENT: AGENT_COMMANDS,
-}
 
 
 @dataclass(frozen=True)
@@ -332,7 +311,7 @@ class SocketServer:
     async def _answer(self, conn: Connection, request: Request | str) -> Reply:
         if isinstance(request, str):
             return Err(message=request)
-        if request.cmd not in ALLOWED[self.identity.kind]:
+        if request.cmd not in COMMANDS[self.identity.kind]:
             where = "host.sock and the dashboard" if self.identity.kind != "host" else "agents"
             return Err(
                 message=f"cmd {request.cmd!r} is not available on the {self.identity.kind}"

@@ -24,12 +24,12 @@ from typing import Any
 from hyperhive.errors import Conflict, HyperhiveError, InvalidRequest, Unavailable
 from hyperhive.harness.events import EventBus
 from hyperhive.harness.login import LoginRunner
-from hyperhive.harness.loop import Status, TurnLoop
+from hyperhive.harness.loop import Availability, TurnLoop
 from hyperhive.harness.model import MODEL_ALIASES, is_model_name
 from hyperhive.settings import HarnessSettings
 from hyperhive.wire import requests as rq
 from hyperhive.wire import responses as rs
-from hyperhive.wire.client import BrokerClient
+from hyperhive.wire.client import SocketClient
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class Controls:
                 logger.exception("web UI job %s failed", job.kind.value)
 
     def _refuse_without_login(self) -> None:
-        if self.loop.status is Status.NEEDS_LOGIN:
+        if self.loop.status is Availability.NEEDS_LOGIN:
             raise Conflict("claude is not logged in here: log in with the login panel first")
 
     # -- direct controls ---------------------------------------------------------------
@@ -190,7 +190,7 @@ class InboxWatcher:
         self.error: str | None = None
         self.version = 0
         self._changed = asyncio.Event()
-        self._client: BrokerClient | None = None
+        self._client: SocketClient | None = None
         # Poll only while a page is open: idle agents cost the daemon nothing.
         self._watchers = 0
         self._watched = asyncio.Event()
@@ -243,7 +243,7 @@ class InboxWatcher:
         error: str | None = None
         try:
             if self._client is None:
-                self._client = await BrokerClient.connect(self._socket)
+                self._client = await SocketClient.connect(self._socket)
             reply = await self._client.call(rq.Recent(limit=INBOX_LIMIT))
             if isinstance(reply, rs.RecentReply):
                 rows = [self._row(r) for r in reply.rows]

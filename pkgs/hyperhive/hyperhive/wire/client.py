@@ -15,11 +15,11 @@ from hyperhive.wire.responses import RESPONSE, Err, Response
 RESPONSE_LIMIT = 64 * 1024 * 1024
 
 
-class BrokerError(HyperhiveError):
+class DaemonError(HyperhiveError):
     """The daemon answered `err`; `message` is its text."""
 
 
-class BrokerClient:
+class SocketClient:
     """A connection to one socket. Requests on one connection are answered in order."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -28,7 +28,7 @@ class BrokerClient:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def connect(cls, path: Path | str) -> BrokerClient:
+    async def connect(cls, path: Path | str) -> SocketClient:
         """Connect to the socket at `path`, or raise Unavailable saying which socket."""
         try:
             reader, writer = await asyncio.open_unix_connection(str(path), limit=RESPONSE_LIMIT)
@@ -50,10 +50,10 @@ class BrokerClient:
         return RESPONSE.validate_json(reply)
 
     async def call(self, request: BaseModel) -> Response:
-        """Send `request`; return the response, raising BrokerError on `err`."""
+        """Send `request`; return the response, raising DaemonError on `err`."""
         response = await self.call_raw(request.model_dump_json().encode() + b"\n")
         if isinstance(response, Err):
-            raise BrokerError(response.message)
+            raise DaemonError(response.message)
         return response
 
     async def close(self) -> None:
@@ -62,7 +62,7 @@ class BrokerClient:
         with contextlib.suppress(OSError):
             await self._writer.wait_closed()
 
-    async def __aenter__(self) -> BrokerClient:
+    async def __aenter__(self) -> SocketClient:
         return self
 
     async def __aexit__(
