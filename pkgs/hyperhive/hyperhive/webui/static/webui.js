@@ -1,10 +1,9 @@
 // @ts-check
-// hyperhive per-agent web UI: history backfill, then the live SSE stream; the state row,
-// the inbox, the login panel and the operator prompt. No build step, no framework.
+// hyperhive per-agent web UI, its start-up: the state, the history backfill, then the live
+// SSE stream. The page's other files come first (page.html: term.js, events.js, panels.js,
+// prompt.js); this one runs init(). No build step, no framework.
 // Live updates only ever append to the terminal or rewrite small display nodes: the prompt
 // is never re-rendered and never focused by an update, so typed text survives.
-// Its other files come first (page.html: term.js, events.js, panels.js, prompt.js); this one
-// starts the page.
 "use strict";
 
 // -- notifications (opt-in) ------------------------------------------------------------------
