@@ -1,3 +1,4 @@
+// @ts-check
 // hyperhive: the operator's key in this page's origin, and requests that carry it.
 // Shared by the dashboard and every agent's page (served as /static/common/hive-auth.js).
 //
@@ -7,6 +8,16 @@
 // agent serves — cannot read it. It travels only in an Authorization header, which a
 // browser never adds by itself, so another page's fetch or form post has no credential.
 "use strict";
+
+/**
+ * What `hiveAuth.stream` calls: `onOpen` once connected, `onEvent` per SSE event (its name,
+ * its data lines joined, its id), `onDown` when the stream broke and a reconnect is due.
+ * @typedef {{
+ *   onOpen?: () => void,
+ *   onEvent: (event: string, data: string, id: string | null) => void,
+ *   onDown?: (error: unknown) => void,
+ * }} StreamHandlers
+ */
 
 const hiveAuth = (() => {
   const STORE = "hive.key";
@@ -24,10 +35,16 @@ const hiveAuth = (() => {
       if (r.ok) localStorage.setItem(STORE, m[1]);
     } catch (e) { /* the server is down: keep what we had */ }
   })();
+  /** @type {() => void} */
   let unauthorized = () => {};
 
   const key = () => localStorage.getItem(STORE);
 
+  /**
+   * `fetch` with this page's key; a 401 calls the onUnauthorized hook.
+   * @param {string} url
+   * @param {RequestInit} [init]
+   */
   async function api(url, init = {}) {
     await ready;
     const headers = new Headers(init.headers || {});
@@ -40,8 +57,13 @@ const hiveAuth = (() => {
 
   // Server-sent events over fetch: EventSource cannot send an Authorization header.
   // `url` may be a function (re-evaluated on every reconnect, e.g. to resume after an id).
+  /**
+   * @param {string | (() => string)} url
+   * @param {StreamHandlers} handlers
+   */
   function stream(url, { onOpen, onEvent, onDown }) {
     let stopped = false;
+    /** @type {AbortController | null} */
     let ctrl = null;
     async function run() {
       ctrl = new AbortController();
@@ -79,7 +101,7 @@ const hiveAuth = (() => {
       } catch (e) {
         if (stopped) return;
         // No key, or an old one: api() said "logged out"; no reconnect, so no "reconnecting".
-        if (e.status === 401) return;
+        if (/** @type {{ status?: number }} */ (e).status === 401) return;
         if (onDown) onDown(e);
         setTimeout(run, 1000 + Math.random() * 1000);
       }
@@ -92,6 +114,7 @@ const hiveAuth = (() => {
     key,
     api,
     stream,
+    /** @param {() => void} f what to do when the server says the key is missing or old */
     onUnauthorized(f) { unauthorized = f; },
   };
 })();

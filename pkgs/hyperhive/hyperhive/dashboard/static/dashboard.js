@@ -1,40 +1,56 @@
+// @ts-check
 // hive-c0re dashboard: keeps the server-rendered page live from the SSE change feed.
 // The server renders every item; this file only inserts, replaces and removes items by
 // data-key, and never replaces an item whose data-v is unchanged (typed text survives).
+// Loaded after /static/common/hive-auth.js and hive-ui.js ($, $$, hiveUI).
 "use strict";
 
-const $ = (sel, root = document) => root.querySelector(sel);
-const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
+/** @returns {Record<string, HTMLElement>} the live lists by their data-list name */
 const lists = () => Object.fromEntries($$("[data-list]").map((el) => [el.dataset.list, el]));
+
+/**
+ * One change of a frame of /dashboard/stream (`views.Op`): upsert the item `key`, or remove
+ * it (`html` null); with `key` null, the whole list `list` holds exactly `html`.
+ * @typedef {{ list: string, key: string, html: string | null } | { list: string, key: null, html: string }} Op
+ * @typedef {{ seq: number, epoch: string, ops: Op[] }} Frame
+ */
 
 // -- rendering helpers ----------------------------------------------------------------------
 
+/** @param {string} html */
 function parse(html) {
   const tpl = document.createElement("template");
   tpl.innerHTML = html;
-  return [...tpl.content.children];
+  return /** @type {HTMLElement[]} */ ([...tpl.content.children]);
 }
 
+/** @param {number} ts seconds since the epoch */
 function fmtTime(ts) {
   const d = new Date(ts * 1000);
   const sameDay = d.toDateString() === new Date().toDateString();
   return sameDay ? d.toLocaleTimeString([], { hour12: false }) : d.toLocaleString([], { hour12: false });
 }
 
-// Finish a freshly inserted node: local times, web UI links on this host, lazy diffs.
+/**
+ * Finish a freshly inserted node: local times, web UI links on this host, lazy diffs.
+ * @param {HTMLElement} node
+ */
 function fixup(node) {
-  for (const t of $$("time[data-ts]", node)) if (+t.dataset.ts) t.textContent = fmtTime(+t.dataset.ts);
-  for (const a of $$("a[data-port]", node)) pageLink(a);
+  for (const t of $$("time[data-ts]", node)) if (Number(t.dataset.ts)) t.textContent = fmtTime(Number(t.dataset.ts));
+  for (const a of $$("a[data-port]", node)) pageLink(/** @type {HTMLAnchorElement} */ (a));
   for (const pre of $$("pre[data-diff]", node)) loadDiff(pre);
 }
 
 // A link to an agent's page carries that page's key (and only that one) in its #fragment.
+/** @type {Map<string, string>} */
 const pageKeys = new Map();
 // Keys come for running agents only (a stopped agent's port could be anyone's): ask again
 // once per agent and row state, so a link gets its key when its agent starts running.
+/** @type {Set<string>} */
 const keysAskedFor = new Set();
+/** @param {HTMLAnchorElement} a */
 function pageLink(a) {
-  const k = pageKeys.get(a.dataset.name);
+  const k = pageKeys.get(a.dataset.name ?? "");
   a.href = `${location.protocol}//${location.hostname}:${a.dataset.port}/${k ? `#key=${k}` : ""}`;
   const row = a.closest("[data-key]");
   const asked = `${a.dataset.name} ${row ? row.className : ""}`;
@@ -46,18 +62,21 @@ function pageLink(a) {
 async function loadPageKeys() {
   const r = await hiveAuth.api("/api/webui-keys");
   if (!r.ok) return;
+  /** @type {{ keys: Record<string, string> }} */
   const j = await r.json();
   pageKeys.clear();
   for (const [name, k] of Object.entries(j.keys)) pageKeys.set(name, k);
-  $$("a[data-port]").forEach(pageLink);
+  for (const a of $$("a[data-port]")) pageLink(/** @type {HTMLAnchorElement} */ (a));
 }
 
+/** @param {HTMLElement} pre */
 async function loadDiff(pre) {
   try {
     const r = await hiveAuth.api(`/api/diff/${pre.dataset.diff}`);
+    /** @type {{ diff?: string, note?: string, error?: string }} */
     const j = await r.json();
     pre.textContent = "";
-    if (!r.ok) { pre.textContent = j.error; return; }
+    if (!r.ok) { pre.textContent = j.error ?? `HTTP ${r.status}`; return; }
     if (!j.diff) { pre.textContent = j.note || "(no changes)"; return; }
     for (const line of j.diff.split("\n")) {
       const s = document.createElement("span");
@@ -69,7 +88,11 @@ async function loadDiff(pre) {
   } catch (e) { pre.textContent = `diff unavailable: ${e}`; }
 }
 
-// Replace `old` by `fresh`, carrying over islands that must survive (open log viewers).
+/**
+ * Replace `old` by `fresh`, carrying over islands that must survive (open log viewers).
+ * @param {HTMLElement | null | undefined} old
+ * @param {HTMLElement} fresh
+ */
 function adopt(old, fresh) {
   if (old) {
     for (const keep of $$("[data-keep][id]", old)) {
@@ -81,17 +104,24 @@ function adopt(old, fresh) {
   return fresh;
 }
 
-const keyed = (list) => [...list.children].filter((c) => c.dataset.key);
+/** @param {HTMLElement} list @returns {HTMLElement[]} its items (children with a data-key) */
+const keyed = (list) => /** @type {HTMLElement[]} */ ([...list.children]).filter((c) => c.dataset.key);
 
-// Make `list` hold exactly the items of `html`, keeping unchanged nodes in place.
+/**
+ * Make `list` hold exactly the items of `html`, keeping unchanged nodes in place.
+ * @param {HTMLElement} list
+ * @param {string} html
+ */
 function reconcile(list, html) {
   const old = new Map(keyed(list).map((c) => [c.dataset.key, c]));
+  /** @type {HTMLElement | null} */
   let prev = null;
   for (const fresh of parse(html)) {
     const cur = old.get(fresh.dataset.key);
     old.delete(fresh.dataset.key);
     const node = cur && cur.dataset.v === fresh.dataset.v ? cur : adopt(cur, fresh);
     if (cur && node !== cur) cur.remove();
+    /** @type {Element | null} */
     const want = prev ? prev.nextElementSibling : keyed(list)[0] || null;
     if (node !== want) list.insertBefore(node, want);
     prev = node;
@@ -99,7 +129,13 @@ function reconcile(list, html) {
   for (const gone of old.values()) gone.remove();
 }
 
-// Insert, replace or (html null) remove one item; returns the node if it is new.
+/**
+ * Insert, replace or (html null) remove one item; returns the node if it is new.
+ * @param {HTMLElement} list
+ * @param {string} key
+ * @param {string | null} html
+ * @returns {HTMLElement | null}
+ */
 function upsert(list, key, html) {
   const cur = keyed(list).find((c) => c.dataset.key === key);
   if (html === null) { if (cur) cur.remove(); return null; }
@@ -108,54 +144,42 @@ function upsert(list, key, html) {
     if (cur.dataset.v !== fresh.dataset.v) cur.replaceWith(adopt(cur, fresh));
     return null;
   }
-  let after = list.lastElementChild;
-  while (after && after.dataset.key && after.dataset.sort > fresh.dataset.sort) after = after.previousElementSibling;
+  let after = /** @type {HTMLElement | null} */ (list.lastElementChild);
+  while (after && after.dataset.key && (after.dataset.sort ?? "") > (fresh.dataset.sort ?? "")) after = /** @type {HTMLElement | null} */ (after.previousElementSibling);
   list.insertBefore(adopt(null, fresh), after ? after.nextElementSibling : list.firstElementChild);
-  const cap = +list.dataset.cap;
+  const cap = Number(list.dataset.cap);
   if (cap) { const items = keyed(list); for (const c of items.slice(0, Math.max(0, items.length - cap))) c.remove(); }
   return fresh;
 }
 
 function counts() {
   const all = lists();
+  /** @param {HTMLElement} list a section's item count: its bounded total, else its items */
+  const total = (list) => { const m = list.querySelector("[data-total]"); return m instanceof HTMLElement ? Number(m.dataset.total) : keyed(list).length; };
   for (const c of $$("[data-count]")) {
-    const more = all[c.dataset.count].querySelector("[data-total]"); // a bounded section's total
-    const n = more ? +more.dataset.total : keyed(all[c.dataset.count]).length;
+    const n = total(all[c.dataset.count ?? ""]);
     c.textContent = n ? `(${n})` : "";
   }
   // what waits for the operator, visible in the tab strip
-  const total = (list) => { const m = list.querySelector("[data-total]"); return m ? +m.dataset.total : keyed(list).length; };
   const waiting = total(all.questions) + total(all.approvals);
   document.title = waiting ? `(${waiting}) hyperhive ◆ hive-c0re` : "hyperhive ◆ hive-c0re";
 }
 
-// -- message flow: sticky bottom with a "↓ N new" pill -------------------------------------
+// -- message flow: sticky bottom with a "↓ N new" pill (hiveUI.sticky) ----------------------
 
-const flow = { unseen: 0 };
-const atBottom = (el) => el.scrollHeight - el.scrollTop - el.clientHeight < 30;
-function toBottom() {
-  const el = $("#flow");
-  el.scrollTop = el.scrollHeight;
-  flow.unseen = 0;
-  $("#pill").hidden = true;
-}
-function flowChanged(stuck, added) {
-  if (stuck) { toBottom(); return; }
-  flow.unseen += added;
-  const pill = $("#pill");
-  pill.hidden = flow.unseen === 0;
-  $("span", pill).textContent = flow.unseen;
-}
+const flow = hiveUI.sticky($("#flow"), $("#pill"));
 
 // -- the change feed --------------------------------------------------------------------------
 
 // `epoch` names the daemon's life the seqs belong to: seq starts again at 1 on a restart,
 // so a seq is only compared with one of the same epoch.
+/** @type {{ snapSeq: number | null, epoch: string | null, buffer: Frame[], stale: boolean }} */
 const feed = { snapSeq: null, epoch: null, buffer: [], stale: false };
 
+/** @param {Frame} frame */
 function apply(frame) {
   const all = lists();
-  const stuck = atBottom($("#flow"));
+  const stuck = flow.atBottom();
   let added = 0;
   for (const op of frame.ops) {
     const list = all[op.list];
@@ -165,7 +189,7 @@ function apply(frame) {
     if (fresh && op.list === "flow") added += 1;
     if (fresh && (op.list === "questions" || op.list === "approvals")) notify(fresh);
   }
-  if (added) flowChanged(stuck, added);
+  if (added) flow.settle(stuck, added);
   counts();
 }
 
@@ -175,17 +199,18 @@ async function sync() {
   feed.snapSeq = null;
   const r = await hiveAuth.api("/api/state?html=1");
   if (!r.ok) throw new Error(`state: HTTP ${r.status}`);
+  /** @type {{ backend: string, seq: number, epoch: string, html: Record<string, string> }} */
   const snap = await r.json();
   $("#backend").textContent = `hive-c0re · backend ${snap.backend}`;
   loadPageKeys().catch(() => {});
-  const stuck = atBottom($("#flow"));
+  const stuck = flow.atBottom();
   const all = lists();
   for (const [name, html] of Object.entries(snap.html)) if (all[name]) reconcile(all[name], html);
-  if (stuck) toBottom();
+  if (stuck) flow.toBottom();
   counts();
   feed.snapSeq = snap.seq;
   feed.epoch = snap.epoch;
-  document.body.dataset.seq = snap.seq;
+  document.body.dataset.seq = String(snap.seq);
   // A held frame of another life (the daemon restarted meanwhile) makes this snapshot
   // uncomparable with the stream: take another one.
   if (feed.buffer.some((f) => f.epoch !== snap.epoch)) feed.stale = true;
@@ -198,85 +223,78 @@ async function sync() {
 // A failed sync is retried; meanwhile frames are held, but never without bound.
 function resync() {
   sync().catch((e) => {
-    toast(`could not load the state (${e.message}); retrying`, true);
+    hiveUI.toast(`could not load the state (${e.message}); retrying`, true);
     setTimeout(resync, 2000);
   });
 }
 
 function connect() {
-  const conn = $("#conn");
+  /** @param {string} data */
   const frameOf = (data) => {
+    /** @type {Frame} */
     const frame = JSON.parse(data);
     if (feed.snapSeq === null) {
       // too many frames while the snapshot loads: drop them and take another snapshot after
       if (feed.buffer.push(frame) > 5000) { feed.buffer = []; feed.stale = true; }
     }
     else if (frame.epoch !== feed.epoch) resync(); // the daemon restarted since the snapshot
-    else if (frame.seq > feed.snapSeq) { apply(frame); document.body.dataset.seq = frame.seq; }
+    else if (frame.seq > feed.snapSeq) { apply(frame); document.body.dataset.seq = String(frame.seq); }
   };
   hiveAuth.stream("/dashboard/stream", {
     onOpen() {
-      conn.textContent = "● live"; conn.className = "conn live";
+      hiveUI.conn("● live", true);
       resync();
     },
     onEvent(event, data) {
       if (event === "change") frameOf(data);
       else if (event === "resync") resync();
     },
-    onDown() { conn.textContent = "○ reconnecting"; conn.className = "conn down"; },
+    onDown() { hiveUI.conn("○ reconnecting", false); },
   });
 }
 
-// No key, or one a rotation made old: say how to log in, and stop asking.
-hiveAuth.onUnauthorized(() => {
-  $("#login-needed").hidden = false;
-  const conn = $("#conn");
-  conn.textContent = "○ logged out"; conn.className = "conn down";
-});
-
 // -- forms: async post, spinner, toast, two clicks for destructive actions -----------------
 
-function toast(text, err = false) {
-  const t = document.createElement("div");
-  t.className = err ? "toast err" : "toast";
-  t.textContent = text;
-  $("#toasts").append(t);
-  setTimeout(() => t.remove(), err ? 8000 : 4000);
-}
-
+/** The pending disarm of each armed button. @type {WeakMap<HTMLElement, number>} */
+const disarmTimers = new WeakMap();
+/** @param {HTMLElement} btn */
 function arm(btn) {
-  btn.dataset.label = btn.textContent;
-  btn.textContent = btn.dataset.confirm;
+  btn.dataset.label = btn.textContent ?? "";
+  btn.textContent = btn.dataset.confirm ?? "";
   btn.classList.add("armed");
-  btn._disarm = setTimeout(() => disarm(btn), 4000);
+  disarmTimers.set(btn, setTimeout(() => disarm(btn), 4000));
 }
+/** @param {HTMLElement} btn */
 function disarm(btn) {
-  clearTimeout(btn._disarm);
-  btn.textContent = btn.dataset.label;
+  clearTimeout(disarmTimers.get(btn));
+  btn.textContent = btn.dataset.label ?? "";
   btn.classList.remove("armed");
 }
 
 document.addEventListener("submit", async (e) => {
   const form = e.target;
-  if (!form.matches("[data-async]")) return;
+  if (!(form instanceof HTMLFormElement) || !form.matches("[data-async]")) return;
   e.preventDefault();
-  const btn = e.submitter || $("button[type=submit]", form);
+  const btn = /** @type {HTMLButtonElement} */ (e.submitter || $("button[type=submit]", form));
   if (btn.dataset.confirm && !btn.classList.contains("armed")) { arm(btn); return; }
   if (btn.dataset.confirm) disarm(btn);
   if (btn.classList.contains("busy")) return;
-  const url = btn.getAttribute("formaction") || form.getAttribute("action");
+  const url = btn.getAttribute("formaction") || form.getAttribute("action") || "";
   btn.classList.add("busy");
   btn.disabled = true;
   try {
-    const r = await hiveAuth.api(url, { method: "POST", body: new URLSearchParams(new FormData(form)), headers: { Accept: "application/json" } });
+    // The forms hold text fields and choices only (no files), so every value is a string.
+    const body = new URLSearchParams(/** @type {[string, string][]} */ ([...new FormData(form)]));
+    const r = await hiveAuth.api(url, { method: "POST", body, headers: { Accept: "application/json" } });
+    /** @type {{ message?: string, error?: string }} */
     const j = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
     if (r.ok) {
-      toast(j.message || "done");
+      hiveUI.toast(j.message || "done");
       if (form.hasAttribute("data-reset")) form.reset();
-      if (form.dataset.clear) form.elements[form.dataset.clear].value = "";
-    } else toast(j.error || `HTTP ${r.status}`, true);
+      if (form.dataset.clear) /** @type {HTMLInputElement} */ (form.elements.namedItem(form.dataset.clear)).value = "";
+    } else hiveUI.toast(j.error || `HTTP ${r.status}`, true);
   } catch (err) {
-    toast(`request failed: ${err.message}`, true);
+    hiveUI.toast(`request failed: ${/** @type {Error} */ (err).message}`, true);
   } finally {
     btn.classList.remove("busy");
     btn.disabled = false;
@@ -285,21 +303,23 @@ document.addEventListener("submit", async (e) => {
 
 // ↩ on an inbox message: T4LK to its sender, the cursor in the message field.
 document.addEventListener("click", (e) => {
-  const btn = e.target.closest("button.reply");
-  if (!btn) return;
-  const form = $("form.talk");
-  form.elements.to.value = btn.dataset.to;
-  form.elements.body.focus(); // an explicit click, not a refresh
+  const btn = e.target instanceof Element ? e.target.closest("button.reply") : null;
+  if (!(btn instanceof HTMLElement)) return;
+  const form = /** @type {HTMLFormElement} */ ($("form.talk"));
+  /** @type {HTMLInputElement} */ (form.elements.namedItem("to")).value = btn.dataset.to ?? "";
+  /** @type {HTMLInputElement} */ (form.elements.namedItem("body")).focus(); // an explicit click, not a refresh
 });
 
 // -- journald viewer, ttl countdowns, section state, notifications ---------------------------
 
+/** @param {HTMLElement} details */
 async function loadLogs(details) {
   const pre = $("pre", details);
   try {
-    const r = await hiveAuth.api(`/api/journal/${encodeURIComponent(details.dataset.name)}?lines=300`);
+    const r = await hiveAuth.api(`/api/journal/${encodeURIComponent(details.dataset.name ?? "")}?lines=300`);
+    /** @type {{ lines: string[], error: string }} */
     const j = await r.json();
-    const stuck = pre.textContent === "…" || atBottom(pre);
+    const stuck = pre.textContent === "…" || hiveUI.atBottom(pre);
     pre.textContent = r.ok ? (j.lines.join("\n") || "(no log lines yet)") : j.error;
     if (stuck) pre.scrollTop = pre.scrollHeight;
   } catch (e) { pre.textContent = `logs unavailable: ${e}`; }
@@ -307,6 +327,7 @@ async function loadLogs(details) {
 
 document.addEventListener("toggle", (e) => {
   const el = e.target;
+  if (!(el instanceof HTMLDetailsElement)) return;
   if (el.matches("details.logs") && el.open) loadLogs(el);
   if (el.matches("details[data-sec]")) localStorage.setItem(`hive.sec.${el.dataset.sec}`, el.open ? "open" : "closed");
 }, true);
@@ -314,45 +335,27 @@ document.addEventListener("toggle", (e) => {
 let ticks = 0;
 function tick() {
   // open log viewers follow the journal every 5 s while the tab is visible
-  if (++ticks % 5 === 0 && !document.hidden) $$("details.logs[open]").forEach(loadLogs);
+  if (++ticks % 5 === 0 && !document.hidden) for (const d of $$("details.logs[open]")) loadLogs(d);
   const now = Date.now() / 1000;
   for (const t of $$(".ttl[data-deadline]")) {
-    const left = Math.max(0, Math.round(+t.dataset.deadline - now));
+    const left = Math.max(0, Math.round(Number(t.dataset.deadline) - now));
     const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
     t.textContent = left ? `ttl ${h ? `${h}h ` : ""}${m}m ${String(s).padStart(2, "0")}s` : "ttl expiring…";
   }
 }
 
-function notify(node) {
-  if (localStorage.getItem("hive.notify") !== "on" || !("Notification" in window)) return;
-  if (Notification.permission !== "granted") return;
-  new Notification("hyperhive", { body: node.dataset.notify || "", tag: node.dataset.key });
-}
-
-function notifyButton() {
-  const btn = $("#notify");
-  const show = () => { btn.textContent = localStorage.getItem("hive.notify") === "on" ? "◆ notify on" : "◇ notify"; };
-  btn.addEventListener("click", async () => {
-    if (localStorage.getItem("hive.notify") === "on") localStorage.setItem("hive.notify", "off");
-    else if (!("Notification" in window)) toast("this browser has no notifications", true);
-    else if ((await Notification.requestPermission()) === "granted") localStorage.setItem("hive.notify", "on");
-    else toast("notifications were not allowed", true);
-    show();
-  });
-  show();
-}
+const notifier = hiveUI.notifications("hive.notify", $("#notify"));
+/** A new question or approval: its data-notify line, tagged with its key. @param {HTMLElement} node */
+const notify = (node) => notifier("hyperhive", { body: node.dataset.notify || "", tag: node.dataset.key });
 
 function init() {
-  for (const d of $$("details[data-sec]")) {
+  for (const d of /** @type {HTMLDetailsElement[]} */ ($$("details[data-sec]"))) {
     const saved = localStorage.getItem(`hive.sec.${d.dataset.sec}`);
     if (saved) d.open = saved === "open";
   }
   fixup(document.body);
   counts();
-  toBottom();
-  $("#flow").addEventListener("scroll", (e) => { if (atBottom(e.target)) flowChanged(true, 0); });
-  $("#pill").addEventListener("click", toBottom);
-  notifyButton();
+  flow.toBottom();
   setInterval(tick, 1000);
   tick();
   connect();
