@@ -116,6 +116,29 @@ let
         };
         default = { };
       };
+      # What database.createLocally sets, with nixpkgs' types (lines concatenate).
+      services.postgresql = {
+        enable = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        ensureDatabases = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+        };
+        ensureUsers = mkOption {
+          type = types.listOf (types.submodule { freeformType = anything; });
+          default = [ ];
+        };
+        identMap = mkOption {
+          type = types.lines;
+          default = "";
+        };
+        authentication = mkOption {
+          type = types.lines;
+          default = "";
+        };
+      };
       documentation.nixos.enable = mkOption {
         type = types.bool;
         default = true;
@@ -178,10 +201,22 @@ let
                 type = types.bool;
                 default = false;
               };
+              privateUsers = mkOption {
+                type = types.either types.ints.u32 (
+                  types.enum [
+                    "no"
+                    "identity"
+                    "pick"
+                  ]
+                );
+                default = "no";
+              };
               bindMounts = mkOption {
                 type = types.attrsOf (
                   types.submodule {
                     options.hostPath = mkOption { type = types.nullOr types.str; };
+                    # nixpkgs defaults it to the attribute name; ours carries ":idmap".
+                    options.mountPoint = mkOption { type = types.str; };
                     options.isReadOnly = mkOption {
                       type = types.bool;
                       default = true;
@@ -266,6 +301,55 @@ let
   };
   agent = eval (agentArgs.modules ++ [ { nixpkgs.overlays = lib.mkForce [ ]; } ]);
 
+  # Issue 17: the two hosts of docs/nixos.md's example, and a refused URL.
+  hostWith =
+    extra:
+    (eval [
+      outputs.nixosModules.default
+      {
+        networking.hostName = extra.networkingHostName or "nixos";
+        services.hyperhive = {
+          enable = true;
+        }
+        // builtins.removeAttrs extra [ "networkingHostName" ];
+      }
+    ]).config;
+  alpha = hostWith {
+    networkingHostName = "Alpha";
+    database.createLocally = true;
+  };
+  beta = hostWith {
+    networkingHostName = "beta";
+    manager.enable = false;
+    database = {
+      url = "postgresql://hyperhive@alpha.lan:5432/hyperhive";
+      passwordFile = "/run/keys/hyperhive-db";
+    };
+  };
+  refused = hostWith { database.url = "postgresql://hyperhive:pw@alpha.lan/hyperhive"; };
+  multihostView = cfg: {
+    failedAssertions = failing cfg;
+    inherit (cfg) warnings;
+    environment = lib.filterAttrs (
+      n: _: lib.elem n [
+        "HYPERHIVE_DATABASE_URL"
+        "HYPERHIVE_DATABASE_PASSWORD_FILE"
+        "HYPERHIVE_HOST_NAME"
+      ]
+    ) cfg.systemd.services.hive-c0re.environment;
+    inherit (cfg.systemd.services.hive-c0re) after wants;
+    postgresql = {
+      inherit (cfg.services.postgresql)
+        enable
+        ensureDatabases
+        ensureUsers
+        identMap
+        authentication
+        ;
+    };
+    containers = lib.attrNames cfg.containers;
+  };
+
   unit = hostCfg.systemd.services.hive-c0re;
   harness = agent.config.systemd.services.hive-ag3nt;
 in
@@ -285,8 +369,13 @@ in
     serviceConfig = unit.serviceConfig;
     firewall = hostCfg.networking.firewall.allowedTCPPorts;
     containers = lib.mapAttrs (_: c: {
-      inherit (c) autoStart privateNetwork bindMounts;
+      inherit (c) autoStart privateNetwork privateUsers bindMounts;
     }) hostCfg.containers;
+  };
+  multihost = {
+    alpha = multihostView alpha;
+    beta = multihostView beta;
+    refused = failing refused;
   };
   manager = {
     failedAssertions = failing manager.config;
