@@ -86,7 +86,7 @@
             "dev"
           ];
           preferWheels = true;
-          overrides = (import ./pkgs/hyperhive/poetry-overrides.nix).overrides p2n;
+          overrides = (import ./pkgs/hyperhive/poetry-overrides.nix).overrides { inherit p2n pkgs; };
         };
     in
     {
