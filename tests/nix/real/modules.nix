@@ -138,6 +138,10 @@ let
           type = types.lines;
           default = "";
         };
+        settings = mkOption {
+          type = types.submodule { freeformType = anything; };
+          default = { };
+        };
       };
       documentation.nixos.enable = mkOption {
         type = types.bool;
@@ -301,32 +305,28 @@ let
   };
   agent = eval (agentArgs.modules ++ [ { nixpkgs.overlays = lib.mkForce [ ]; } ]);
 
-  # Issue 17: the two hosts of docs/nixos.md's example, and a refused URL.
-  hostWith =
-    extra:
+  # Issue 17: the two hosts of examples/two-hosts as its flake.nix builds them, and a
+  # refused URL.
+  example = ../../../examples/two-hosts;
+  exampleHost =
+    module:
+    (eval [
+      outputs.nixosModules.default
+      (example + "/agents-no-db.nix")
+      module
+    ]).config;
+  alpha = exampleHost (example + "/alpha.nix");
+  beta = exampleHost (example + "/beta.nix");
+  refused =
     (eval [
       outputs.nixosModules.default
       {
-        networking.hostName = extra.networkingHostName or "nixos";
         services.hyperhive = {
           enable = true;
-        }
-        // builtins.removeAttrs extra [ "networkingHostName" ];
+          database.url = "postgresql://hyperhive:pw@alpha.lan/hyperhive";
+        };
       }
     ]).config;
-  alpha = hostWith {
-    networkingHostName = "Alpha";
-    database.createLocally = true;
-  };
-  beta = hostWith {
-    networkingHostName = "beta";
-    manager.enable = false;
-    database = {
-      url = "postgresql://hyperhive@alpha.lan:5432/hyperhive";
-      passwordFile = "/run/keys/hyperhive-db";
-    };
-  };
-  refused = hostWith { database.url = "postgresql://hyperhive:pw@alpha.lan/hyperhive"; };
   multihostView = cfg: {
     failedAssertions = failing cfg;
     inherit (cfg) warnings;
@@ -376,6 +376,9 @@ in
     alpha = multihostView alpha;
     beta = multihostView beta;
     refused = failing refused;
+    inherit (alpha.networking.firewall) extraCommands;
+    alphaFirewall = alpha.networking.firewall.interfaces;
+    alphaPostgresSettings = alpha.services.postgresql.settings;
   };
   manager = {
     failedAssertions = failing manager.config;
