@@ -194,6 +194,8 @@
           lifecycle = import ./checks/lifecycle.nix {
             inherit pkgs self mkAgentSystem;
           };
+          # Two hosts on one PostgreSQL database (issue 17).
+          multihost = import ./checks/multihost.nix { inherit pkgs self; };
         }
       );
 

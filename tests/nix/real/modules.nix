@@ -43,6 +43,12 @@ let
     ripgrep = fakeDrv "ripgrep" "rg";
     jq = fakeDrv "jq" "jq";
     callPackage = path: _args: fakeDrv (baseNameOf (toString path)) "hive-c0re";
+    # What checks/multihost.nix (the VM test) uses.
+    python3 = fakeDrv "python3" "python3";
+    curl = fakeDrv "curl" "curl";
+    writeScriptBin = name: _text: fakeDrv name name;
+    writeText = name: _text: fakeDrv name name;
+    testers.runNixOSTest = args: args;
   };
 
   anything = types.attrsOf types.anything;
@@ -73,7 +79,19 @@ let
         default = [ ];
       };
       environment.etc = mkOption {
-        type = types.attrsOf (types.submodule { options.text = mkOption { type = types.lines; }; });
+        type = types.attrsOf (
+          types.submodule {
+            options.text = mkOption { type = types.lines; };
+            options.mode = mkOption {
+              type = types.str;
+              default = "symlink";
+            };
+          }
+        );
+        default = { };
+      };
+      virtualisation = mkOption {
+        type = types.submodule { freeformType = anything; };
         default = { };
       };
       nix.settings = mkOption {
@@ -141,6 +159,10 @@ let
         settings = mkOption {
           type = types.submodule { freeformType = anything; };
           default = { };
+        };
+        enableTCPIP = mkOption {
+          type = types.bool;
+          default = false;
         };
       };
       documentation.nixos.enable = mkOption {
@@ -327,6 +349,23 @@ let
         };
       }
     ]).config;
+  # The VM test's nodes (checks/multihost.nix) as its driver would evaluate them.
+  vmTest = import ../../../checks/multihost.nix {
+    inherit pkgs;
+    self = outputs;
+  };
+  vmNode = name: (eval [ vmTest.nodes.${name} ]).config;
+  vmDb =
+    (eval [
+      vmTest.nodes.db
+      {
+        _module.args.nodes = lib.genAttrs [ "alpha" "beta" ] (n: {
+          networking.primaryIPAddress = if n == "alpha" then "192.168.1.1" else "192.168.1.2";
+        });
+        services.postgresql.enableTCPIP = true;
+      }
+    ]).config;
+
   multihostView = cfg: {
     failedAssertions = failing cfg;
     inherit (cfg) warnings;
@@ -376,6 +415,12 @@ in
     alpha = multihostView alpha;
     beta = multihostView beta;
     refused = failing refused;
+    vm = {
+      alpha = multihostView (vmNode "alpha");
+      beta = multihostView (vmNode "beta");
+      dbAuthentication = vmDb.services.postgresql.authentication;
+      inherit (vmTest) testScript;
+    };
     inherit (alpha.networking.firewall) extraCommands;
     alphaFirewall = alpha.networking.firewall.interfaces;
     alphaPostgresSettings = alpha.services.postgresql.settings;
