@@ -246,8 +246,7 @@ in
     };
   };
 
-  config = lib.mkIf cfg.enable (lib.mkMerge [
-  {
+  config = lib.mkIf cfg.enable {
     assertions = [
       {
         assertion = lib.hasPrefix "/var/lib/" cfg.stateDir && !(lib.hasSuffix "/" cfg.stateDir);
@@ -495,13 +494,12 @@ in
       ++ lib.optional cfg.manager.enable hlib.managerPort
       ++ map hlib.agentPort cfg.firewallAgents;
     };
-  }
 
-  (lib.mkIf cfg.database.createLocally {
-    # The role and database `hyperhive`, owned by the role. Remote hosts also need a
-    # listen address, pg_hba lines, the firewall port and a password for the role
-    # (docs/nixos.md, "A hive on several hosts"); this sets up only the local side.
-    services.postgresql = {
+    # database.createLocally: the role and database `hyperhive`, owned by the role.
+    # Remote hosts also need a listen address, pg_hba lines, the firewall port and a
+    # password for the role (docs/nixos.md, "A hive on several hosts"); this sets up only
+    # the local side.
+    services.postgresql = lib.mkIf cfg.database.createLocally {
       enable = true;
       ensureDatabases = [ localDatabase ];
       ensureUsers = [
@@ -510,9 +508,9 @@ in
           ensureDBOwnership = true;
         }
       ];
-      # hive-c0re runs as root and connects through the socket: peer authentication
-      # with root mapped to the hyperhive role, for this database only. These lines come
-      # before nixpkgs' defaults (which it appends with mkAfter), so they match first.
+      # hive-c0re runs as root and connects through the socket: peer authentication with
+      # root mapped to the hyperhive role, for this database only. These lines come before
+      # nixpkgs' defaults (which it appends with mkAfter), so they match first.
       identMap = ''
         hyperhive root ${localDatabase}
       '';
@@ -520,6 +518,5 @@ in
         local ${localDatabase} ${localDatabase} peer map=hyperhive
       '';
     };
-  })
-  ]);
+  };
 }

@@ -111,14 +111,18 @@ rec {
     let
       parts = match "(postgres|postgresql)://([^/?#]*)([^?#]*)(\\?[^#]*)?" url;
       authority = builtins.elemAt parts 1;
-      query = let q = builtins.elemAt parts 3; in if q == null then "" else q;
+      query = if builtins.elemAt parts 3 == null then "" else builtins.elemAt parts 3;
       # userinfo is everything before the last '@' (the regex is greedy).
       userHost = match "(.*)@(.*)" authority;
       userinfo = if userHost == null then "" else builtins.head userHost;
       hostPort = if userHost == null then authority else builtins.elemAt userHost 1;
       # [v6]:port, host:port or host; an empty host means the default unix socket.
       bracketed = match "\\[([^]]*)](:[0-9]*)?" hostPort;
-      uriHost = if bracketed != null then builtins.head bracketed else builtins.head (match "([^:]*)(:.*)?" hostPort);
+      uriHost =
+        if bracketed != null then
+          builtins.head bracketed
+        else
+          builtins.head (match "([^:]*)(:.*)?" hostPort);
       # `?host=` overrides the authority's host (a socket directory starts with '/').
       queryHost = match "(.*[?&])?host=([^&]*)(&.*)?" query;
       host = if queryHost != null then builtins.elemAt queryHost 1 else uriHost;
