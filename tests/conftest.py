@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from hivetest.pg import PgServer
 from playwright.async_api import Browser, async_playwright
 from standin.api import StandIn
 
@@ -27,6 +28,17 @@ def claude_bin() -> Path:
             pytrace=False,
         )
     return Path(found)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One real PostgreSQL server per test process (started on first use, stopped after);
+    each test takes its own database with `pg_server.database()`."""
+    server = PgServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,22 +1,13 @@
-"""Broker semantics over real sockets and a real sqlite file (SPEC §5)."""
+"""Broker semantics over real sockets and a real store, sqlite and PostgreSQL (SPEC §5)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from pathlib import Path
 
-from hivetest import Client, call, drain, running_hive, wait_until
-
-
-def rows(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
+from hivetest import Client, call, drain, query, running_hive, wait_until
 
 
 async def spawn_all(hive_socket: Path, *names: str) -> None:
@@ -45,13 +36,13 @@ async def test_broadcast_reaches_every_live_agent_but_the_sender(tmp_path: Path)
 async def test_unknown_recipient_is_refused_and_nothing_stored(tmp_path: Path) -> None:
     async with running_hive(tmp_path) as hive:
         await spawn_all(hive.settings.host_socket, "alice", "carol")
-        before = rows(hive.settings.broker_db, "SELECT count(*) FROM messages")
+        before = query(hive, "SELECT count(*) FROM messages")
         reply = await call(hive.lifecycle.paths("alice").socket, "send", to="bob", body="hi")
         assert reply == {
             "kind": "err",
             "message": "unknown recipient 'bob' — known: alice, carol, manager, operator",
         }
-        assert rows(hive.settings.broker_db, "SELECT count(*) FROM messages") == before
+        assert query(hive, "SELECT count(*) FROM messages") == before
 
 
 async def test_allow_list_is_enforced_by_the_daemon(tmp_path: Path) -> None:
@@ -67,7 +58,7 @@ async def test_allow_list_is_enforced_by_the_daemon(tmp_path: Path) -> None:
         assert (await call(alice, "send", to="manager", body="ok"))["kind"] == "ok"
         assert (await call(alice, "send", to="operator", body="ok"))["kind"] == "ok"
         assert (await call(alice, "send", to="*", body="all"))["kind"] == "err"
-        bodies = rows(hive.settings.broker_db, "SELECT body FROM messages WHERE sender='alice'")
+        bodies = query(hive, "SELECT body FROM messages WHERE sender='alice'")
         assert sorted(b for (b,) in bodies) == ["ok", "ok", "ok"]
 
 

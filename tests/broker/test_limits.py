@@ -4,27 +4,20 @@ operator's inbox included (issue 13, "Limits per identity")."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
-from hivetest import Client, call, drain, running_hive
+from hivetest import Client, call, drain, query, running_hive
+from hyperhive.daemon import Hive
 
 KIB = 1024
 MIB = 1024 * KIB
 BIG = "x" * (256 * KIB)
 
 
-def stored_unacked_bytes(db: Path, sender: str) -> int:
-    conn = sqlite3.connect(db)
-    try:
-        row = conn.execute(
-            "SELECT coalesce(sum(length(CAST(body AS BLOB))), 0) FROM messages"
-            " WHERE sender = ? AND acked_at IS NULL",
-            (sender,),
-        ).fetchone()
-        return int(row[0])
-    finally:
-        conn.close()
+def stored_unacked_bytes(hive: Hive, sender: str) -> int:
+    size = hive.db.dialect.body_bytes
+    sql = f"SELECT coalesce(sum({size}), 0) FROM messages WHERE sender = ? AND acked_at IS NULL"
+    return int(query(hive, sql, sender)[0][0])
 
 
 async def test_operator_bound_flood_is_refused_at_the_cap_and_acks_make_room(
@@ -33,7 +26,6 @@ async def test_operator_bound_flood_is_refused_at_the_cap_and_acks_make_room(
     cap = 2 * MIB
     async with running_hive(tmp_path, max_unacked_bytes_per_sender=cap) as hive:
         host = hive.settings.host_socket
-        db = hive.settings.broker_db
         await call(host, "spawn", name="alice")
         alice = await Client.open(hive.lifecycle.paths("alice").socket)
         accepted: list[int] = []
@@ -50,12 +42,10 @@ async def test_operator_bound_flood_is_refused_at_the_cap_and_acks_make_room(
         assert "HYPERHIVE_MAX_UNACKED_BYTES_PER_SENDER" in message
         assert "alice" in message
         assert "operator" in message
-        assert stored_unacked_bytes(db, "alice") <= cap
+        assert stored_unacked_bytes(hive, "alice") <= cap
         # nothing accepted was lost, nothing refused was stored
         assert len(accepted) == cap // len(BIG)
-        conn = sqlite3.connect(db)
-        stored = [r[0] for r in conn.execute("SELECT id FROM messages WHERE sender = 'alice'")]
-        conn.close()
+        stored = [r[0] for r in query(hive, "SELECT id FROM messages WHERE sender = 'alice'")]
         assert sorted(stored) == sorted(accepted)
         # another sender is not affected by alice's backlog
         await call(host, "spawn", name="bob")
@@ -64,7 +54,7 @@ async def test_operator_bound_flood_is_refused_at_the_cap_and_acks_make_room(
         # the operator reads (acks) alice's messages: she may send again
         acked = await call(host, "ack", ids=accepted)
         assert acked["kind"] == "ok", acked
-        assert stored_unacked_bytes(db, "alice") == 0
+        assert stored_unacked_bytes(hive, "alice") == 0
         assert (await alice.call("send", to="operator", body=BIG))["kind"] == "ok"
         await alice.close()
 
@@ -113,9 +103,9 @@ async def test_send_rate_is_limited_per_sender_with_a_clear_error(tmp_path: Path
         assert "HYPERHIVE_SEND_RATE_PER_SECOND" in message
         assert "alice" in message
         # the refused send was not stored; another sender and the operator are unaffected
-        conn = sqlite3.connect(hive.settings.broker_db)
-        bodies = [r[0] for r in conn.execute("SELECT body FROM messages WHERE sender='alice'")]
-        conn.close()
+        bodies = [
+            r[0] for r in query(hive, "SELECT body FROM messages WHERE sender='alice' ORDER BY id")
+        ]
         assert bodies == [f"n{i}" for i in range(5)]
         assert (await call(bob, "send", to="operator", body="hi"))["kind"] == "ok"
         for _ in range(10):
@@ -129,7 +119,6 @@ async def test_reading_the_operator_inbox_frees_the_senders_and_only_the_operato
     cap = 1 * MIB
     async with running_hive(tmp_path, max_unacked_bytes_per_sender=cap) as hive:
         host = hive.settings.host_socket
-        db = hive.settings.broker_db
         await call(host, "spawn", name="alice")
         alice = await Client.open(hive.lifecycle.paths("alice").socket)
         replies = [await alice.call("send", to="operator", body=BIG) for _ in range(5)]
@@ -137,14 +126,14 @@ async def test_reading_the_operator_inbox_frees_the_senders_and_only_the_operato
         # an agent cannot mark the operator's inbox read to make room for itself
         refused = await alice.call("read_inbox")
         assert refused["kind"] == "err"
-        assert stored_unacked_bytes(db, "alice") == cap
+        assert stored_unacked_bytes(hive, "alice") == cap
         first = replies[0]["ids"][0]
         done = await call(host, "read_inbox", up_to=first)
         assert done["message"] == "marked 1 operator message(s) read"
-        assert stored_unacked_bytes(db, "alice") == cap - len(BIG)
+        assert stored_unacked_bytes(hive, "alice") == cap - len(BIG)
         done = await call(host, "read_inbox")
         assert done["message"] == "marked 3 operator message(s) read"
-        assert stored_unacked_bytes(db, "alice") == 0
+        assert stored_unacked_bytes(hive, "alice") == 0
         assert (await alice.call("send", to="operator", body=BIG))["kind"] == "ok"
         await alice.close()
     # after a restart the allowance is computed from what is stored

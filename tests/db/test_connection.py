@@ -7,14 +7,14 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from hyperhive.db.connection import Database, migrate
+from hyperhive.db.connection import SqliteDatabase, migrate
 from hyperhive.db.schema import BROKER_MIGRATIONS
 
 SCHEMA = [(1, "t", "CREATE TABLE t (v INTEGER NOT NULL UNIQUE);")]
 
 
 async def test_a_failing_write_does_not_undo_its_batch_neighbours(tmp_path: Path) -> None:
-    db = Database(tmp_path / "x.sqlite", SCHEMA)
+    db = SqliteDatabase(tmp_path / "x.sqlite", SCHEMA)
 
     def insert(v: int) -> None:
         def job(conn: sqlite3.Connection) -> None:
@@ -33,11 +33,12 @@ async def test_a_failing_write_does_not_undo_its_batch_neighbours(tmp_path: Path
 
 async def test_migrations_are_recorded_and_not_rerun(tmp_path: Path) -> None:
     path = tmp_path / "b.sqlite"
-    db = Database(path, BROKER_MIGRATIONS)
+    db = SqliteDatabase(path, BROKER_MIGRATIONS)
     await db.close()
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT number, name FROM schema_migrations").fetchall() == [(1, "initial")]
-    assert migrate(conn, BROKER_MIGRATIONS) == 1
+    recorded = conn.execute("SELECT number, name FROM schema_migrations").fetchall()
+    assert recorded == [(n, name) for n, name, _ in BROKER_MIGRATIONS]
+    assert migrate(conn, BROKER_MIGRATIONS) == len(BROKER_MIGRATIONS)
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()
 
@@ -51,7 +52,7 @@ def test_a_migration_older_than_the_applied_version_is_refused(tmp_path: Path) -
 
 
 async def test_writes_after_close_are_refused_clearly(tmp_path: Path) -> None:
-    db = Database(tmp_path / "c.sqlite", SCHEMA)
+    db = SqliteDatabase(tmp_path / "c.sqlite", SCHEMA)
     await db.close()
     with pytest.raises(Exception, match="closed"):
         await db.write(lambda c: None)

@@ -17,16 +17,27 @@ from typing import Any
 from hyperhive.daemon import Hive
 from hyperhive.settings import BackendKind, Settings
 
+STORE: dict[str, Any] = {}
+"""Settings every hive of the running test gets for its store: empty = the embedded sqlite
+file; a `store` fixture (tests/broker/conftest.py) puts a PostgreSQL database here."""
+
 
 def make_settings(root: Path, **overrides: Any) -> Settings:
-    """Settings with state and run dirs under `root` and the local backend."""
+    """Settings with state and run dirs under `root`, the local backend and the test's
+    store (`STORE`)."""
     values: dict[str, Any] = {
         "state_dir": root / "state",
         "run_dir": root / "run",
         "backend": BackendKind.LOCAL,
+        **STORE,
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def query(hive: Hive, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Rows of a read on the hive's own store (either engine; `?` placeholders)."""
+    return hive.db.read(lambda conn: [tuple(r) for r in conn.execute(sql, args).fetchall()])
 
 
 @asynccontextmanager

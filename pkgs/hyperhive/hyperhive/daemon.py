@@ -17,8 +17,8 @@ from hyperhive.agents.store import Role
 from hyperhive.approvals.service import Approvals
 from hyperhive.broker.service import Broker, SendLimits
 from hyperhive.credentials import KEY_FILE, OperatorSecret
-from hyperhive.db.connection import Database
-from hyperhive.db.schema import BROKER_MIGRATIONS
+from hyperhive.db.connection import SqliteDatabase
+from hyperhive.db.open import open_broker_db
 from hyperhive.errors import Unavailable
 from hyperhive.hub import Hub
 from hyperhive.lifecycle.backends import Backend
@@ -55,9 +55,9 @@ class Hive:
         self.settings = settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         settings.run_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database(settings.broker_db, BROKER_MIGRATIONS)
+        self.db = open_broker_db(settings)
         self.hub = Hub()
-        self.registry = Registry(self.db, self.hub)
+        self.registry = Registry(self.db, self.hub, settings.host_name)
         self.broker = Broker(
             self.db,
             self.registry,
@@ -156,6 +156,10 @@ class Hive:
         logrepeat.install()
         soft, _ = raise_fd_limit()
         logger.info("open-files limit %d", soft)
+        one_host = isinstance(self.db, SqliteDatabase)
+        await self.registry.claim_unhosted(every=one_host)
+        await self.approvals.claim_unhosted()
+        await self.db.start()  # hear other hosts from here on (PostgreSQL)
         released = await self.broker.release_all()
         if released:
             logger.info("%d delivered-but-unacked message(s) will be delivered again", released)

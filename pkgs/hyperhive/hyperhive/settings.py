@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import socket
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +17,16 @@ class BackendKind(StrEnum):
     NIXOS = "nixos"
     NSPAWN = "nspawn"
     LOCAL = "local"
+
+
+HOST_NAME_RE = re.compile(r"[a-z](?:-?[a-z0-9]){0,30}")
+"""A host's name in the hive: lower-case letters, digits, single dashes, 1-31 characters."""
+
+
+def default_host_name() -> str:
+    """This machine's short host name, lowercased, if it follows HOST_NAME_RE; else `host`."""
+    name = socket.gethostname().split(".")[0].lower()
+    return name if HOST_NAME_RE.fullmatch(name) else "host"
 
 
 class Settings(BaseSettings):
@@ -129,6 +141,33 @@ class Settings(BaseSettings):
         " sets it); off, the local backend only opens the agents' sockets. nspawn and nixos"
         " always run harnesses.",
     )
+
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL connection URL (postgresql://user@host:port/dbname, no"
+        " password) of a hive shared by several hosts; unset: the embedded sqlite file"
+        " <state_dir>/broker.sqlite (one host). See docs/scaling.md.",
+    )
+    database_password_file: Path | None = Field(
+        None,
+        description="File holding the PostgreSQL password (root-only, read once at start,"
+        " never logged).",
+    )
+    host_name: str = Field(
+        default_factory=default_host_name,
+        description="This host's name in the hive, shown beside each agent it runs"
+        " (default: the short host name).",
+    )
+
+    @field_validator("host_name")
+    @classmethod
+    def _host_name_rule(cls, value: str) -> str:
+        if not HOST_NAME_RE.fullmatch(value):
+            raise ValueError(
+                f"HYPERHIVE_HOST_NAME {value[:40]!r} is not a host name here: lower-case"
+                " letters, digits and single dashes, starting with a letter, 1-31 characters"
+            )
+        return value
 
     @property
     def broker_db(self) -> Path:

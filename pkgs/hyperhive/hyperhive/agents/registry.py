@@ -2,6 +2,10 @@
 
 Architecture Invariant: the cache changes only after the database write committed, so
 the broker never routes to an agent that a crash would forget.
+
+A hive on PostgreSQL spans hosts: every host caches every agent (routing is hive-wide),
+each row says which host runs it, and a host re-reads a row when another host announces a
+change to it (the `hive_agents` notification), or all rows after the listener reconnects.
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ import dataclasses
 import time
 
 from hyperhive.agents import store
+from hyperhive.agents.names import MANAGER
 from hyperhive.agents.store import AgentRecord, AgentState, Role
-from hyperhive.db.connection import Database
+from hyperhive.db.connection import AGENTS, Database
 from hyperhive.errors import NotFound
 from hyperhive.hub import Hub
 
@@ -19,10 +24,67 @@ from hyperhive.hub import Hub
 class Registry:
     """Known agents by name (the manager included, under the name `manager`)."""
 
-    def __init__(self, db: Database, hub: Hub) -> None:
+    def __init__(self, db: Database, hub: Hub, host: str = "") -> None:
         self._db = db
         self._hub = hub
+        self.host = host
+        """This daemon's host: agents whose row names it are the ones it runs."""
         self._agents = {a.name: a for a in db.read(store.list_agents)}
+        db.subscribe(AGENTS, self._changed_elsewhere)
+        db.on_resync(self.reload)
+
+    async def claim_unhosted(self, *, every: bool) -> int:
+        """Make rows without a host (or, `every`, all rows) this host's; see
+        `store.claim_agents`. Returns how many changed."""
+        host = self.host
+        count = await self._db.write(lambda conn: store.claim_agents(conn, host, every=every))
+        if count:
+            self.reload()
+        return count
+
+    def reload(self) -> None:
+        """Re-read every row (another host may have changed any while we did not hear)."""
+        fresh = {a.name: a for a in self._db.read(store.list_agents)}
+        changed = [r for n, r in fresh.items() if self._agents.get(n) != r]
+        gone = [n for n in self._agents if n not in fresh]
+        self._agents = fresh
+        for record in changed:
+            self._hub.publish("agent", record.as_json())
+        for name in gone:
+            self._hub.publish("agent", {"name": name, "purged": True})
+
+    def _changed_elsewhere(self, name: str, mine: bool) -> None:
+        if mine:
+            return  # this host changed it and cached it already
+        record = self._db.read(lambda conn: store.find_agent(conn, name))
+        if record is None:
+            if self._agents.pop(name, None) is not None:
+                self._hub.publish("agent", {"name": name, "purged": True})
+        elif self._agents.get(name) != record:
+            self._agents[name] = record
+            self._hub.publish("agent", record.as_json())
+
+    def is_local(self, record: AgentRecord) -> bool:
+        """Whether this host runs `record`'s agent."""
+        return record.host == self.host
+
+    def local(self) -> list[AgentRecord]:
+        """Every agent this host runs, tombstones included, by name."""
+        return [a for a in self.all() if a.host == self.host]
+
+    async def claim_manager(self) -> AgentRecord:
+        """The manager's row: created for this host unless another host holds it."""
+        record = AgentRecord(
+            name=MANAGER,
+            role=Role.MANAGER,
+            state=AgentState.SPAWNING,
+            created_at=int(time.time()),
+            host=self.host,
+        )
+        held = await self._db.write(lambda conn: store.claim_manager(conn, record))
+        self._agents[MANAGER] = held
+        self._hub.publish("agent", held.as_json())
+        return held
 
     def find(self, name: str) -> AgentRecord | None:
         """The agent called `name`, or None."""
@@ -71,6 +133,7 @@ class Registry:
             state=AgentState.SPAWNING,
             created_at=int(time.time()),
             allowed_recipients=list(allowed_recipients or []),
+            host=self.host,
         )
         return await self.save(record)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
+
+from hyperhive.db.connection import AGENTS, Tx
 
 
 class Role(StrEnum):
@@ -40,6 +42,8 @@ class AgentRecord:
     created_at: int
     destroyed_at: int | None = None
     allowed_recipients: list[str] = field(default_factory=list)
+    host: str = ""
+    """The host whose daemon runs it (its containers, repos and socket live there)."""
 
     def as_json(self) -> dict[str, object]:
         """The record as plain JSON types."""
@@ -50,6 +54,7 @@ class AgentRecord:
             "created_at": self.created_at,
             "destroyed_at": self.destroyed_at,
             "allowed_recipients": list(self.allowed_recipients),
+            "host": self.host,
         }
 
     @property
@@ -58,7 +63,7 @@ class AgentRecord:
         return self.state is not AgentState.DESTROYED
 
 
-def _record(row: sqlite3.Row) -> AgentRecord:
+def _record(row: Any) -> AgentRecord:
     return AgentRecord(
         name=row["name"],
         role=Role(row["role"]),
@@ -66,22 +71,24 @@ def _record(row: sqlite3.Row) -> AgentRecord:
         created_at=row["created_at"],
         destroyed_at=row["destroyed_at"],
         allowed_recipients=json.loads(row["allowed_recipients"]),
+        host=row["host"],
     )
 
 
-def list_agents(conn: sqlite3.Connection) -> list[AgentRecord]:
+def list_agents(conn: Tx) -> list[AgentRecord]:
     """Every agent row, tombstones included, by name."""
     return [_record(r) for r in conn.execute("SELECT * FROM agents ORDER BY name")]
 
 
-def upsert_agent(conn: sqlite3.Connection, record: AgentRecord) -> None:
+def upsert_agent(conn: Tx, record: AgentRecord) -> None:
     """Insert or replace one agent row."""
     conn.execute(
-        "INSERT INTO agents (name, role, state, created_at, destroyed_at, allowed_recipients)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET role = excluded.role,"
+        "INSERT INTO agents"
+        " (name, role, state, created_at, destroyed_at, allowed_recipients, host)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET role = excluded.role,"
         " state = excluded.state, created_at = excluded.created_at,"
         " destroyed_at = excluded.destroyed_at,"
-        " allowed_recipients = excluded.allowed_recipients",
+        " allowed_recipients = excluded.allowed_recipients, host = excluded.host",
         (
             record.name,
             record.role.value,
@@ -89,10 +96,42 @@ def upsert_agent(conn: sqlite3.Connection, record: AgentRecord) -> None:
             record.created_at,
             record.destroyed_at,
             json.dumps(record.allowed_recipients),
+            record.host,
         ),
     )
+    conn.notify(AGENTS, record.name)
 
 
-def delete_agent(conn: sqlite3.Connection, name: str) -> None:
+def delete_agent(conn: Tx, name: str) -> None:
     """Forget an agent entirely (purge)."""
     conn.execute("DELETE FROM agents WHERE name = ?", (name,))
+    conn.notify(AGENTS, name)
+
+
+def find_agent(conn: Tx, name: str) -> AgentRecord | None:
+    """One agent row, or None."""
+    row = conn.execute("SELECT * FROM agents WHERE name = ?", (name,)).fetchone()
+    return None if row is None else _record(row)
+
+
+def claim_agents(conn: Tx, host: str, *, every: bool) -> int:
+    """Rows with no host (written before hosts existed) become `host`'s; with `every`
+    (one host on its own sqlite file, whose name may have changed) all rows do."""
+    where = "host != ?" if every else "host = '' AND ? != ''"
+    return conn.execute(f"UPDATE agents SET host = ? WHERE {where}", (host, host)).rowcount  # noqa: S608
+
+
+def claim_manager(conn: Tx, record: AgentRecord) -> AgentRecord:
+    """Insert the manager's row unless a host already has one; return the row that holds
+    (one manager per hive: the first host to start claims it)."""
+    conn.execute(
+        "INSERT INTO agents"
+        " (name, role, state, created_at, destroyed_at, allowed_recipients, host)"
+        " VALUES (?, ?, ?, ?, NULL, '[]', ?) ON CONFLICT (name) DO NOTHING",
+        (record.name, record.role.value, record.state.value, record.created_at, record.host),
+    )
+    held = find_agent(conn, record.name)
+    assert held is not None
+    if held.host == record.host:
+        conn.notify(AGENTS, record.name)
+    return held

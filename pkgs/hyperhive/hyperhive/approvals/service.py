@@ -22,7 +22,6 @@ import asyncio
 import json
 import logging
 import re
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +33,7 @@ from hyperhive.approvals import store
 from hyperhive.approvals.store import ApprovalKind, ApprovalStatus
 from hyperhive.broker import store as broker_store
 from hyperhive.broker.service import Broker
-from hyperhive.db.connection import Database
+from hyperhive.db.connection import CHANGED, Database, SqliteDatabase, Tx
 from hyperhive.errors import Conflict, Forbidden, HyperhiveError, InvalidRequest, NotFound
 from hyperhive.hub import Hub
 from hyperhive.lifecycle import repos
@@ -68,6 +67,30 @@ class Approvals:
         self._tasks = TaskSet()
         # One deploy per agent at a time: two approved commits must not interleave.
         self._deploy_locks: dict[str, asyncio.Lock] = {}
+        db.subscribe(CHANGED, self._changed_elsewhere)
+
+    def _changed_elsewhere(self, payload: str, mine: bool) -> None:
+        topic, _, raw_id = payload.partition(" ")
+        if mine or topic != "approval" or not raw_id.isdigit():
+            return
+        self._changed(int(raw_id))
+
+    def _local(self, info: ApprovalInfo) -> bool:
+        """Whether this host carries `info` out (the host that runs its agent)."""
+        return info.host in ("", self._registry.host)
+
+    def _check_local(self, info: ApprovalInfo) -> None:
+        if not self._local(info):
+            raise Conflict(
+                f"approval #{info.id} is for {info.agent!r}, which host {info.host!r} runs:"
+                f" decide it on {info.host!r}'s dashboard or with hive-c0re there"
+            )
+
+    async def claim_unhosted(self) -> int:
+        """Approvals from before hosts existed (or all, on a one-host sqlite file) become
+        this host's."""
+        host, every = self._registry.host, isinstance(self._db, SqliteDatabase)
+        return await self._db.write(lambda conn: store.claim_approvals(conn, host, every=every))
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -110,6 +133,9 @@ class Approvals:
         missing = set()
         # Runs at every dashboard render: look at each agent once, build rows only if needed.
         for agent in self._db.read(store.pending_commit_agents):
+            record = self._registry.find(agent)
+            if record is not None and not self._registry.is_local(record):
+                continue  # its state lives on the host that runs it
             try:
                 root = self._lifecycle.paths(validate_name(agent)).root
             except InvalidRequest:
@@ -120,6 +146,8 @@ class Approvals:
             return failed
         for info in self.list_pending():
             if info.kind_ != ApprovalKind.APPLY_COMMIT or info.agent not in missing:
+                continue
+            if not self._local(info):
                 continue
             if await self._decide(info, ApprovalStatus.FAILED, ORPHAN_NOTE):
                 failed.append(info.id)
@@ -149,6 +177,7 @@ class Approvals:
                 description=description,
                 now=now,
                 fetched_sha=kept,
+                host=self._registry.host,
             )
         )
         self._changed(approval_id)
@@ -158,6 +187,7 @@ class Approvals:
         """Resolve a commit of the proposed repo, fetch and tag it, queue it for approval."""
         name = validate_name(raw_agent)
         record = self._registry.get(name)
+        self._lifecycle.check_local(record)
         if not record.live:
             raise Conflict(f"agent {name!r} is destroyed; revive it before changing its config")
         ref = commit_ref.strip().lower()
@@ -197,6 +227,7 @@ class Approvals:
                 now=now,
                 commit_ref=ref,
                 fetched_sha=sha,
+                host=self._registry.host,
             )
         )
         await self._git.tag(
@@ -215,7 +246,7 @@ class Approvals:
         note: str | None = None,
         *,
         allowed_from: tuple[ApprovalStatus, ...] = (ApprovalStatus.PENDING,),
-        also: Callable[[sqlite3.Connection], object] | None = None,
+        also: Callable[[Tx], object] | None = None,
     ) -> bool:
         """Resolve an approval and queue its one approval_resolved event, atomically.
 
@@ -236,7 +267,7 @@ class Approvals:
             sort_keys=True,
         )
 
-        def decide(conn: sqlite3.Connection) -> int | None:
+        def decide(conn: Tx) -> int | None:
             if not store.transition(
                 conn, info.id, to=to, now=now, note=note, allowed_from=allowed_from
             ):
@@ -259,6 +290,7 @@ class Approvals:
         info = self.get(approval_id)
         if info.status != ApprovalStatus.PENDING:
             raise Conflict(f"approval #{approval_id} is already {info.status}")
+        self._check_local(info)
         name = validate_name(info.agent)
         if info.kind_ == ApprovalKind.SPAWN:
             try:
@@ -291,6 +323,8 @@ class Approvals:
     async def deny(self, approval_id: int, note: str | None) -> ApprovalInfo:
         """Deny a pending approval with an optional note (tagged denied/<id>)."""
         info = self.get(approval_id)
+        if info.status == ApprovalStatus.PENDING:
+            self._check_local(info)
         if not await self._decide(info, ApprovalStatus.DENIED, note):
             raise Conflict(f"approval #{approval_id} is already {self.get(approval_id).status}")
         if info.kind_ == ApprovalKind.APPLY_COMMIT and info.fetched_sha:
@@ -307,6 +341,8 @@ class Approvals:
         """Fail every pending approval of `agent` (it was destroyed); their ids."""
         failed: list[int] = []
         for info in self.list_pending():
+            if not self._local(info):
+                continue
             if info.agent == agent and await self._decide(info, ApprovalStatus.FAILED, note):
                 failed.append(info.id)
         return failed
@@ -320,6 +356,8 @@ class Approvals:
             )
         )
         for info in approved:
+            if not self._local(info):
+                continue
             try:
                 applied = self._lifecycle.paths(validate_name(info.agent)).applied
             except InvalidRequest:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from enum import StrEnum
+from typing import Any
 
+from hyperhive.db.connection import CHANGED, Tx
 from hyperhive.wire.responses import ApprovalInfo
 
 
@@ -24,7 +25,7 @@ class ApprovalStatus(StrEnum):
     FAILED = "failed"
 
 
-def _info(r: sqlite3.Row) -> ApprovalInfo:
+def _info(r: Any) -> ApprovalInfo:
     return ApprovalInfo(
         id=r["id"],
         agent=r["agent"],
@@ -36,11 +37,12 @@ def _info(r: sqlite3.Row) -> ApprovalInfo:
         status=r["status"],
         resolved_at=r["resolved_at"],
         note=r["note"],
+        host=r["host"],
     )
 
 
 def insert_approval(
-    conn: sqlite3.Connection,
+    conn: Tx,
     *,
     agent: str,
     kind: ApprovalKind,
@@ -48,32 +50,32 @@ def insert_approval(
     now: int,
     commit_ref: str | None = None,
     fetched_sha: str | None = None,
+    host: str = "",
 ) -> int:
-    """Store a pending approval; return its id."""
-    cur = conn.execute(
+    """Store a pending approval that `host` will carry out; return its id."""
+    row = conn.execute(
         "INSERT INTO approvals (agent, kind, commit_ref, fetched_sha, description,"
-        " requested_at, status) VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-        (agent, kind.value, commit_ref, fetched_sha, description, now),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+        " requested_at, status, host) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) RETURNING id",
+        (agent, kind.value, commit_ref, fetched_sha, description, now, host),
+    ).fetchone()
+    approval_id = int(row[0])
+    conn.notify(CHANGED, f"approval {approval_id}")
+    return approval_id
 
 
-def find_approval(conn: sqlite3.Connection, approval_id: int) -> ApprovalInfo | None:
+def find_approval(conn: Tx, approval_id: int) -> ApprovalInfo | None:
     """One approval, or None."""
     row = conn.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone()
     return None if row is None else _info(row)
 
 
-def list_pending(conn: sqlite3.Connection) -> list[ApprovalInfo]:
+def list_pending(conn: Tx) -> list[ApprovalInfo]:
     """Pending approvals, oldest first."""
     rows = conn.execute("SELECT * FROM approvals WHERE status = 'pending' ORDER BY id")
     return [_info(r) for r in rows]
 
 
-def list_with_status(
-    conn: sqlite3.Connection, status: ApprovalStatus, kind: ApprovalKind
-) -> list[ApprovalInfo]:
+def list_with_status(conn: Tx, status: ApprovalStatus, kind: ApprovalKind) -> list[ApprovalInfo]:
     """Approvals of `kind` in `status`, oldest first."""
     rows = conn.execute(
         "SELECT * FROM approvals WHERE status = ? AND kind = ? ORDER BY id",
@@ -82,7 +84,7 @@ def list_with_status(
     return [_info(r) for r in rows]
 
 
-def pending_commit_agents(conn: sqlite3.Connection) -> list[str]:
+def pending_commit_agents(conn: Tx) -> list[str]:
     """Agents with at least one pending apply_commit (cheap: no rows are built)."""
     rows = conn.execute(
         "SELECT DISTINCT agent FROM approvals WHERE status = 'pending' AND kind = 'apply_commit'"
@@ -90,14 +92,14 @@ def pending_commit_agents(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def list_recent(conn: sqlite3.Connection, limit: int) -> list[ApprovalInfo]:
+def list_recent(conn: Tx, limit: int) -> list[ApprovalInfo]:
     """The latest approvals of any status, newest first."""
     rows = conn.execute("SELECT * FROM approvals ORDER BY id DESC LIMIT ?", (limit,))
     return [_info(r) for r in rows]
 
 
 def transition(
-    conn: sqlite3.Connection,
+    conn: Tx,
     approval_id: int,
     *,
     to: ApprovalStatus,
@@ -112,14 +114,24 @@ def transition(
         f" WHERE id = ? AND status IN ({marks})",
         (to.value, now, note, approval_id, *(s.value for s in allowed_from)),
     )
+    if cur.rowcount == 1:
+        conn.notify(CHANGED, f"approval {approval_id}")
     return cur.rowcount == 1
 
 
-def fail_pending_for(conn: sqlite3.Connection, agent: str, note: str, now: int) -> list[int]:
+def fail_pending_for(conn: Tx, agent: str, note: str, now: int) -> list[int]:
     """Fail every pending approval of `agent`; return their ids."""
     rows = conn.execute(
         "UPDATE approvals SET status = 'failed', resolved_at = ?, note = ?"
         " WHERE agent = ? AND status = 'pending' RETURNING id",
         (now, note, agent),
     ).fetchall()
+    for r in rows:
+        conn.notify(CHANGED, f"approval {r[0]}")
     return [r[0] for r in rows]
+
+
+def claim_approvals(conn: Tx, host: str, *, every: bool) -> int:
+    """Approvals with no host (from before hosts existed), or `every` one, become `host`'s."""
+    where = "host != ?" if every else "host = '' AND ? != ''"
+    return conn.execute(f"UPDATE approvals SET host = ? WHERE {where}", (host, host)).rowcount  # noqa: S608

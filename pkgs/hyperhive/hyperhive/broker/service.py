@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ from functools import partial
 from hyperhive.agents.names import BROADCAST, MANAGER, OPERATOR, SYSTEM
 from hyperhive.agents.registry import Registry
 from hyperhive.broker import store
-from hyperhive.db.connection import Database
-from hyperhive.errors import Forbidden, LimitExceeded, NotFound
+from hyperhive.db.connection import Database, Tx
+from hyperhive.errors import Forbidden, HyperhiveError, LimitExceeded, NotFound
 from hyperhive.hub import Hub
 from hyperhive.tasks import TaskSet
 from hyperhive.wire.responses import MessageItem, RecentRow
@@ -74,6 +73,47 @@ class Broker:
         self._versions: dict[str, int] = {}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._background = TaskSet()
+        db.subscribe(store.MESSAGES, self._message_elsewhere)
+        db.subscribe(store.ACKED, self._acked_elsewhere)
+        db.on_resync(self._resync)
+
+    # -- other hosts (a hive on PostgreSQL) -------------------------------------------------
+
+    def _message_elsewhere(self, payload: str, mine: bool) -> None:
+        """Another host committed a message (or made messages undelivered again): wake the
+        recipient's recvs parked here, and show the message in this host's flow."""
+        if mine:
+            return  # this host woke its recvs itself after the commit
+        raw_id, _, recipient = payload.partition(" ")
+        if not raw_id.isdigit() or not recipient:
+            return
+        self.notify(recipient)
+        if raw_id != "0" and self._hub.active:
+            message_id = int(raw_id)
+            rows = self._db.read(lambda conn: store.message_rows(conn, [message_id]))
+            for row in rows:
+                self._hub.publish("message", row.model_dump(by_alias=True))
+
+    def _acked_elsewhere(self, payload: str, mine: bool) -> None:
+        """Another host's agents acked messages: release their senders' unacked bytes."""
+        if mine:
+            return
+        try:
+            totals = json.loads(payload)
+        except ValueError:
+            return
+        if isinstance(totals, dict):
+            self._acked([(s, n) for s, n in totals.items() if isinstance(n, int)])
+
+    def _resync(self) -> None:
+        """Notifications may have been missed: every parked recv looks again, and the
+        per-sender byte counts are read afresh."""
+        for recipient in list(self._waiters):
+            self.notify(recipient)
+        try:
+            self._unacked = self._db.read(store.unacked_bytes_by_sender)
+        except HyperhiveError as exc:
+            logger.warning("could not re-read unacked bytes: %s", exc.message)
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -169,7 +209,7 @@ class Broker:
         size = 0 if sender in UNLIMITED_SENDERS else len(body.encode()) * len(recipients)
         self._admit(sender, to, size)
 
-        def insert(conn: sqlite3.Connection) -> list[int]:
+        def insert(conn: Tx) -> list[int]:
             return [
                 store.insert_message(
                     conn,
@@ -209,7 +249,7 @@ class Broker:
             return await self._system_message(recipient, body)
         now = int(time.time())
 
-        def write(conn: sqlite3.Connection) -> int:
+        def write(conn: Tx) -> int:
             store.supersede_events(conn, recipient, kinds, agent, now)
             return store.insert_message(
                 conn, sender=SYSTEM, recipient=recipient, body=body, now=now
@@ -353,8 +393,10 @@ class Broker:
         return count
 
     async def release_all(self) -> int:
-        """At startup: every delivered-but-unacked message is delivered again."""
-        return await self._db.write(store.release_all)
+        """At startup: every delivered-but-unacked message to an agent this host runs is
+        delivered again."""
+        host = self._registry.host
+        return await self._db.write(lambda conn: store.release_all(conn, host))
 
     def unread(self, recipient: str) -> int:
         """Undelivered messages for `recipient`."""

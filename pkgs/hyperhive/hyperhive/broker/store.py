@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+from hyperhive.db.connection import Tx
 from hyperhive.wire.responses import MessageItem, RecentRow
+
+MESSAGES = "hive_msg"
+"""Notification channel: `<id> <recipient>` — a message row for `recipient` committed
+(id 0: earlier messages became undelivered again). Other hosts wake their parked recvs."""
+ACKED = "hive_acked"
+"""Notification channel: JSON {sender: bytes} released by acks, for per-sender limits."""
 
 
 def insert_message(
-    conn: sqlite3.Connection,
+    conn: Tx,
     *,
     sender: str,
     recipient: str,
@@ -20,34 +27,31 @@ def insert_message(
     broadcast: bool = False,
 ) -> int:
     """Store one message; return its id."""
-    cur = conn.execute(
+    row = conn.execute(
         "INSERT INTO messages (sender, recipient, body, sent_at, in_reply_to, broadcast)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         (sender, recipient, body, now, in_reply_to, int(broadcast)),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    ).fetchone()
+    message_id = int(row[0])
+    conn.notify(MESSAGES, f"{message_id} {recipient}")
+    return message_id
 
 
-def supersede_events(
-    conn: sqlite3.Connection, recipient: str, events: Iterable[str], agent: str, now: int
-) -> int:
+def supersede_events(conn: Tx, recipient: str, events: Iterable[str], agent: str, now: int) -> int:
     """Retire undelivered system events about `agent` of the kinds `events` (marked handled,
     never delivered): a newer event says the opposite. Returns how many."""
+    d = conn.dialect
+    event, about = d.json_text.format("body", "event"), d.json_text.format("body", "agent")
     cur = conn.execute(
-        "UPDATE messages SET delivered_at = ?, acked_at = ?"
+        "UPDATE messages SET delivered_at = ?, acked_at = ?"  # noqa: S608 - dialect text only
         " WHERE recipient = ? AND sender = 'system' AND delivered_at IS NULL"
-        " AND json_valid(body)"
-        " AND json_extract(body, '$.event') IN (SELECT value FROM json_each(?))"
-        " AND json_extract(body, '$.agent') = ?",
+        f" AND {d.text_in_json_array.format(event)} AND {about} = ?",
         (now, now, recipient, json.dumps(sorted(set(events))), agent),
     )
     return cur.rowcount
 
 
-def pop_undelivered(
-    conn: sqlite3.Connection, recipient: str, limit: int, now: int
-) -> list[MessageItem]:
+def pop_undelivered(conn: Tx, recipient: str, limit: int, now: int) -> list[MessageItem]:
     """Mark the oldest `limit` undelivered messages of `recipient` delivered; return them."""
     rows = conn.execute(
         "UPDATE messages SET delivered_at = ?, deliveries = deliveries + 1"
@@ -72,62 +76,64 @@ def pop_undelivered(
     return items
 
 
-BODY_BYTES = "length(CAST(body AS BLOB))"
-"""A body's size in bytes as stored (UTF-8)."""
+def _released(conn: Tx, rows: list[Any]) -> list[tuple[str, int]]:
+    """(sender, body bytes) of each acked row; other hosts hear the totals per sender."""
+    released = [(r[0], int(r[1])) for r in rows]
+    if released:
+        totals: dict[str, int] = {}
+        for sender, size in released:
+            totals[sender] = totals.get(sender, 0) + size
+        conn.notify(ACKED, json.dumps(totals, separators=(",", ":")))
+    return released
 
 
-def ack(
-    conn: sqlite3.Connection, recipient: str, ids: Sequence[int], now: int
-) -> list[tuple[str, int]]:
+def ack(conn: Tx, recipient: str, ids: Sequence[int], now: int) -> list[tuple[str, int]]:
     """Ack delivered messages of `recipient` among `ids`; return (sender, body bytes) of
     each one that changed."""
     marks = ",".join("?" * len(ids))
     rows = conn.execute(
         f"UPDATE messages SET acked_at = ? WHERE recipient = ? AND id IN ({marks})"  # noqa: S608
-        f" AND delivered_at IS NOT NULL AND acked_at IS NULL RETURNING sender, {BODY_BYTES}",
+        " AND delivered_at IS NOT NULL AND acked_at IS NULL"
+        f" RETURNING sender, {conn.dialect.body_bytes}",
         (now, recipient, *ids),
     ).fetchall()
-    return [(r[0], int(r[1])) for r in rows]
+    return _released(conn, rows)
 
 
-def ack_inbox(
-    conn: sqlite3.Connection, recipient: str, ids: Sequence[int], now: int
-) -> list[tuple[str, int]]:
+def ack_inbox(conn: Tx, recipient: str, ids: Sequence[int], now: int) -> list[tuple[str, int]]:
     """Mark messages of an inbox nobody pops (the operator's) read: delivered and acked at
     once. Return (sender, body bytes) of each one that changed."""
     marks = ",".join("?" * len(ids))
     rows = conn.execute(
         "UPDATE messages SET delivered_at = coalesce(delivered_at, ?), acked_at = ?"  # noqa: S608
         f" WHERE recipient = ? AND id IN ({marks}) AND acked_at IS NULL"
-        f" RETURNING sender, {BODY_BYTES}",
+        f" RETURNING sender, {conn.dialect.body_bytes}",
         (now, now, recipient, *ids),
     ).fetchall()
-    return [(r[0], int(r[1])) for r in rows]
+    return _released(conn, rows)
 
 
-def read_all(
-    conn: sqlite3.Connection, recipient: str, up_to: int | None, now: int
-) -> list[tuple[str, int]]:
+def read_all(conn: Tx, recipient: str, up_to: int | None, now: int) -> list[tuple[str, int]]:
     """`ack_inbox` for every unread message of `recipient` with id <= `up_to` (or all)."""
     rows = conn.execute(
         "UPDATE messages SET delivered_at = coalesce(delivered_at, ?), acked_at = ?"  # noqa: S608
         " WHERE recipient = ? AND acked_at IS NULL AND id <= ?"
-        f" RETURNING sender, {BODY_BYTES}",
+        f" RETURNING sender, {conn.dialect.body_bytes}",
         (now, now, recipient, 2**63 - 1 if up_to is None else up_to),
     ).fetchall()
-    return [(r[0], int(r[1])) for r in rows]
+    return _released(conn, rows)
 
 
-def unacked_bytes_by_sender(conn: sqlite3.Connection) -> dict[str, int]:
+def unacked_bytes_by_sender(conn: Tx) -> dict[str, int]:
     """Bytes of stored, not yet acked message bodies per sender (read once at start)."""
     rows = conn.execute(
-        f"SELECT sender, sum({BODY_BYTES}) FROM messages WHERE acked_at IS NULL"  # noqa: S608
+        f"SELECT sender, sum({conn.dialect.body_bytes}) FROM messages WHERE acked_at IS NULL"  # noqa: S608
         " GROUP BY sender"
     ).fetchall()
     return {r[0]: int(r[1]) for r in rows}
 
 
-def release(conn: sqlite3.Connection, recipient: str, ids: Iterable[int]) -> int:
+def release(conn: Tx, recipient: str, ids: Iterable[int]) -> int:
     """Make delivered-but-unacked messages undelivered again (their reader went away)."""
     id_list = list(ids)
     if not id_list:
@@ -138,18 +144,23 @@ def release(conn: sqlite3.Connection, recipient: str, ids: Iterable[int]) -> int
         " AND acked_at IS NULL",
         (recipient, *id_list),
     )
+    if cur.rowcount:
+        conn.notify(MESSAGES, f"0 {recipient}")
     return cur.rowcount
 
 
-def release_all(conn: sqlite3.Connection) -> int:
-    """At daemon start no reader is connected: every unacked delivery is undone."""
+def release_all(conn: Tx, host: str) -> int:
+    """At daemon start no reader of this host is connected: every unacked delivery to an
+    agent `host` runs is undone (other hosts' readers may hold theirs)."""
     return conn.execute(
         "UPDATE messages SET delivered_at = NULL"
         " WHERE delivered_at IS NOT NULL AND acked_at IS NULL"
+        " AND recipient IN (SELECT name FROM agents WHERE host = ?)",
+        (host,),
     ).rowcount
 
 
-def unread_count(conn: sqlite3.Connection, recipient: str) -> int:
+def unread_count(conn: Tx, recipient: str) -> int:
     """Undelivered messages for `recipient`."""
     row = conn.execute(
         "SELECT count(*) FROM messages WHERE recipient = ? AND delivered_at IS NULL",
@@ -158,7 +169,7 @@ def unread_count(conn: sqlite3.Connection, recipient: str) -> int:
     return int(row[0])
 
 
-def _recent_row(r: sqlite3.Row) -> RecentRow:
+def _recent_row(r: Any) -> RecentRow:
     return RecentRow(
         id=r["id"],
         sender=r["sender"],
@@ -177,9 +188,7 @@ RECENT_BUDGET = 1024 * 1024
 500 rows of 256 KiB would be a 128 MB reply, built in the daemon's memory per request."""
 
 
-def recent_for(
-    conn: sqlite3.Connection, name: str, limit: int, budget: int = RECENT_BUDGET
-) -> list[RecentRow]:
+def recent_for(conn: Tx, name: str, limit: int, budget: int = RECENT_BUDGET) -> list[RecentRow]:
     """The latest `limit` messages to or from `name`, oldest first, cut (from the oldest)
     where their bodies pass `budget` characters."""
     sizes = conn.execute(
@@ -205,17 +214,29 @@ def recent_for(
     return [_recent_row(r) for r in rows]
 
 
-def recent_all(conn: sqlite3.Connection, limit: int, after_id: int = 0) -> list[RecentRow]:
+def message_rows(conn: Tx, ids: Sequence[int]) -> list[RecentRow]:
+    """The messages `ids` (those that exist), oldest first."""
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        f"SELECT * FROM messages WHERE id IN ({marks}) ORDER BY id",  # noqa: S608
+        list(ids),
+    ).fetchall()
+    return [_recent_row(r) for r in rows]
+
+
+def recent_all(conn: Tx, limit: int, after_id: int = 0) -> list[RecentRow]:
     """The latest `limit` messages of all traffic with id > after_id, oldest first."""
     rows = conn.execute(
-        "SELECT * FROM (SELECT * FROM messages WHERE id > ? ORDER BY id DESC LIMIT ?)"
+        "SELECT * FROM (SELECT * FROM messages WHERE id > ? ORDER BY id DESC LIMIT ?) AS newest"
         " ORDER BY id",
         (after_id, limit),
     ).fetchall()
     return [_recent_row(r) for r in rows]
 
 
-def delete_acked_before(conn: sqlite3.Connection, cutoff: int) -> int:
+def delete_acked_before(conn: Tx, cutoff: int) -> int:
     """Retention: delete acked messages sent before `cutoff`; undelivered ones stay.
 
     The newest row is always kept: sqlite gives a new row max(id) + 1, so deleting the

@@ -300,7 +300,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         from hyperhive.cli.c0re_serve import serve
 
-        asyncio.run(serve(settings, print_login_url=args.login_url))
+        try:
+            asyncio.run(serve(settings, print_login_url=args.login_url))
+        except HyperhiveError as exc:
+            print(f"hive-c0re: {exc.message}", file=sys.stderr)
+            return 1
         return 0
     if args.verb == "inbox":
         if not 1 <= args.limit <= 500:

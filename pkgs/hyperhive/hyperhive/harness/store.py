@@ -10,8 +10,9 @@ import json
 import logging
 import sqlite3
 from pathlib import Path
+from typing import cast
 
-from hyperhive.db.connection import Database, Migration
+from hyperhive.db.connection import Migration, SqliteDatabase, SqliteTx, Tx
 from hyperhive.errors import HyperhiveError
 from hyperhive.harness.events import Event
 
@@ -37,7 +38,7 @@ EVENTS_MIGRATIONS: list[Migration] = [
 class EventStore:
     """Appends bus events in batches on the database's writer thread."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
         self._pending: list[Event] = []
         self._wake = asyncio.Event()
@@ -50,7 +51,7 @@ class EventStore:
     def open(cls, path: Path) -> EventStore | None:
         """Open (creating) the store, or return None so the harness runs without one."""
         try:
-            db = Database(path, EVENTS_MIGRATIONS)
+            db = SqliteDatabase(path, EVENTS_MIGRATIONS)
         except (OSError, sqlite3.Error, RuntimeError) as exc:
             logger.warning(
                 "events db %s cannot be opened (%s): running in no-store mode, the live "
@@ -130,8 +131,8 @@ class EventStore:
         batch, self._pending = self._pending, []
         rows = [(e.id, e.ts, e.kind, json.dumps(e.payload)) for e in batch]
 
-        def insert(conn: sqlite3.Connection) -> None:
-            conn.executemany(
+        def insert(conn: Tx) -> None:
+            cast(SqliteTx, conn).executemany(
                 "INSERT OR REPLACE INTO events (id, ts, kind, payload_json) VALUES (?, ?, ?, ?)",
                 rows,
             )

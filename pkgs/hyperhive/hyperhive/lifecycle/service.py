@@ -111,7 +111,7 @@ class Lifecycle:
 
     def _port_conflict(self, name: AgentName) -> AgentRecord | None:
         port = agent_port(name)
-        for other in self._registry.all():
+        for other in self._registry.local():
             if other.name != name and agent_port(other.name) == port:
                 return other
         return None
@@ -124,9 +124,19 @@ class Lifecycle:
 
     def _live(self, name: AgentName) -> AgentRecord:
         record = self._registry.get(name)
+        self.check_local(record)
         if not record.live:
             raise Conflict(f"agent {name!r} is destroyed (state kept); revive it first")
         return record
+
+    def check_local(self, record: AgentRecord) -> None:
+        """Only the host that runs an agent acts on its container, repos and socket."""
+        if not self._registry.is_local(record):
+            raise Conflict(
+                f"agent {record.name!r} runs on host {record.host!r}, not on this host"
+                f" ({self._registry.host!r}): use hive-c0re or the dashboard on"
+                f" {record.host!r}"
+            )
 
     def deployment(self, name: str) -> tuple[str | None, bool]:
         """(deployed applied sha or None, stale?) from one read of the deploy record.
@@ -146,7 +156,7 @@ class Lifecycle:
     async def journal(self, raw_name: str, lines: int) -> list[str]:
         """The last `lines` log lines of a registered agent's harness (the journal viewer)."""
         name = MANAGER if raw_name == MANAGER else validate_name(raw_name)
-        self._registry.get(name)
+        self.check_local(self._registry.get(name))
         return await self.backend.journal(self.paths(name), lines)
 
     def login_hint(self, name: str) -> str | None:
@@ -155,7 +165,9 @@ class Lifecycle:
         What the operator is told after a send, on the CLI and the dashboard alike.
         """
         record = self._registry.find(name)
-        if record is None or not record.live or self.logged_in(name):
+        if record is None or not record.live or not self._registry.is_local(record):
+            return None  # another host's agent: its own host knows its login
+        if self.logged_in(name):
             return None
         return f"{name} {NEEDS_LOGIN_HINT} (the message waits in its inbox until then)"
 
@@ -174,7 +186,10 @@ class Lifecycle:
         paths.create()
         record = self._registry.find(MANAGER)
         if record is None:
-            record = await self._registry.add(MANAGER, Role.MANAGER)
+            record = await self._registry.claim_manager()
+        if not self._registry.is_local(record):
+            logger.info("the hive's manager runs on host %s", record.host)
+            return
         await self._register_socket(MANAGER, Role.MANAGER)
         self._logged_in[MANAGER] = self.logged_in(MANAGER)
         if record.state is AgentState.STOPPED:
@@ -204,7 +219,7 @@ class Lifecycle:
         Agents meant to run get their socket back and are adopted or started; stopped
         ones are stopped if something still runs; a destroy cut short is finished.
         """
-        for record in self._registry.all():
+        for record in self._registry.local():
             if not record.live or record.name == MANAGER:
                 continue
             name = AgentName(record.name)
@@ -237,7 +252,7 @@ class Lifecycle:
     async def auto_update(self) -> list[str]:
         """Rebuild every agent built from another hyperhive flake revision; their names."""
         rebuilt: list[str] = []
-        for record in self._registry.all():
+        for record in self._registry.local():
             if record.live and record.name != MANAGER and self.is_stale(record.name):
                 logger.info("%s: built from another hyperhive revision; rebuilding", record.name)
                 try:
@@ -254,7 +269,10 @@ class Lifecycle:
         name = validate_name(raw_name)
         existing = self._registry.find(name)
         if existing is not None and existing.live:
-            raise Conflict(f"agent {name!r} already exists ({existing.state})")
+            where = "" if self._registry.is_local(existing) else f" on host {existing.host!r}"
+            raise Conflict(f"agent {name!r} already exists{where} ({existing.state})")
+        if existing is not None:
+            self.check_local(existing)  # its kept state lives on the host that ran it
         clash = self._port_conflict(name)
         if clash is not None:
             kept = "" if clash.live else " (destroyed, state kept: purge it to free the port)"
@@ -271,6 +289,7 @@ class Lifecycle:
             state=AgentState.SPAWNING,
             created_at=int(time.time()),
             allowed_recipients=list(existing.allowed_recipients) if existing else [],
+            host=self._registry.host,
         )
         return record, existing is not None
 
@@ -446,6 +465,7 @@ class Lifecycle:
         record = self._registry.find(name)
         if record is None:
             raise NotFound(f"no agent named {name!r}")
+        self.check_local(record)
         if record.live:
             async with self._lock(name):
                 await self._destroy_locked(name, self._registry.get(name), purge=purge)
@@ -472,6 +492,7 @@ class Lifecycle:
         """Delete a destroyed agent's trees for good; refused while it is live."""
         name = validate_name(raw_name)
         record = self._registry.get(name)
+        self.check_local(record)
         paths = self.paths(name)
         if record.live or await self.backend.is_running(paths):
             raise Conflict(f"agent {name!r} is live; destroy it before purging")
@@ -489,7 +510,7 @@ class Lifecycle:
 
     async def check_once(self) -> None:
         """One crash_watch pass: crashes, login changes, staleness (SPEC §10)."""
-        for record in self._registry.all():
+        for record in self._registry.local():
             if not record.live or self.busy(record.name):
                 continue
             name = AgentName(record.name)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import time
 from functools import partial
 
 from hyperhive.agents.names import SYSTEM
 from hyperhive.broker import store as broker_store
 from hyperhive.broker.service import Broker
-from hyperhive.db.connection import Database
+from hyperhive.db.connection import CHANGED, Database, Tx
 from hyperhive.errors import InvalidRequest, LimitExceeded, NotFound
 from hyperhive.hub import Hub
 from hyperhive.questions import store
@@ -39,6 +38,15 @@ class QuestionService:
         self._broker = broker
         self._hub = hub
         self._changed = asyncio.Event()
+        db.subscribe(CHANGED, self._changed_elsewhere)
+
+    def _changed_elsewhere(self, payload: str, mine: bool) -> None:
+        """Another host asked or resolved a question: show it, and re-read deadlines."""
+        topic, _, raw_id = payload.partition(" ")
+        if mine or topic != "question" or not raw_id.isdigit():
+            return
+        self._changed.set()
+        self._emit(int(raw_id))
 
     async def ask(
         self,
@@ -53,7 +61,7 @@ class QuestionService:
         deadline = None if ttl_seconds is None else now + ttl_seconds
         limit = self.max_open_per_agent
 
-        def insert(conn: sqlite3.Connection) -> int:
+        def insert(conn: Tx) -> int:
             # Counted in the same transaction as the insert: concurrent asks cannot pass it.
             if store.open_count(conn, asker) >= limit:
                 raise LimitExceeded(
@@ -89,7 +97,7 @@ class QuestionService:
     async def _resolve(self, question_id: int, answer: str) -> bool:
         now = int(time.time())
 
-        def resolve(conn: sqlite3.Connection) -> tuple[QuestionInfo, int, str] | None:
+        def resolve(conn: Tx) -> tuple[QuestionInfo, int, str] | None:
             if store.find_question(conn, question_id) is None:
                 raise NotFound(f"no operator question #{question_id}")
             info = store.resolve(conn, question_id, answer, now)

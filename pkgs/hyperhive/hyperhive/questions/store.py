@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
+from typing import Any
 
+from hyperhive.db.connection import CHANGED, Tx
 from hyperhive.wire.responses import QuestionInfo
 
 
-def _info(r: sqlite3.Row) -> QuestionInfo:
+def _info(r: Any) -> QuestionInfo:
     return QuestionInfo(
         id=r["id"],
         asker=r["asker"],
@@ -23,7 +24,7 @@ def _info(r: sqlite3.Row) -> QuestionInfo:
 
 
 def insert_question(
-    conn: sqlite3.Connection,
+    conn: Tx,
     *,
     asker: str,
     question: str,
@@ -33,43 +34,45 @@ def insert_question(
     deadline_at: int | None,
 ) -> int:
     """Store a question; return its id."""
-    cur = conn.execute(
+    row = conn.execute(
         "INSERT INTO operator_questions (asker, question, options_json, multi, asked_at,"
-        " deadline_at) VALUES (?, ?, ?, ?, ?, ?)",
+        " deadline_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         (asker, question, json.dumps(options), int(multi), now, deadline_at),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    ).fetchone()
+    question_id = int(row[0])
+    conn.notify(CHANGED, f"question {question_id}")
+    return question_id
 
 
-def resolve(
-    conn: sqlite3.Connection, question_id: int, answer: str, now: int
-) -> QuestionInfo | None:
+def resolve(conn: Tx, question_id: int, answer: str, now: int) -> QuestionInfo | None:
     """Record the answer if the question is still open; None if it was already resolved."""
     row = conn.execute(
         "UPDATE operator_questions SET answer = ?, answered_at = ?"
         " WHERE id = ? AND answered_at IS NULL RETURNING *",
         (answer, now, question_id),
     ).fetchone()
-    return None if row is None else _info(row)
+    if row is None:
+        return None
+    conn.notify(CHANGED, f"question {question_id}")
+    return _info(row)
 
 
-def find_question(conn: sqlite3.Connection, question_id: int) -> QuestionInfo | None:
+def find_question(conn: Tx, question_id: int) -> QuestionInfo | None:
     """One question, or None."""
     row = conn.execute("SELECT * FROM operator_questions WHERE id = ?", (question_id,)).fetchone()
     return None if row is None else _info(row)
 
 
-def list_open(conn: sqlite3.Connection, limit: int | None = None) -> list[QuestionInfo]:
+def list_open(conn: Tx, limit: int | None = None) -> list[QuestionInfo]:
     """Unanswered questions, oldest first (the first `limit`, or all)."""
     rows = conn.execute(
         "SELECT * FROM operator_questions WHERE answered_at IS NULL ORDER BY id LIMIT ?",
-        (-1 if limit is None else limit,),
+        (2**62 if limit is None else limit,),
     ).fetchall()
     return [_info(r) for r in rows]
 
 
-def open_count(conn: sqlite3.Connection, asker: str | None = None) -> int:
+def open_count(conn: Tx, asker: str | None = None) -> int:
     """Unanswered questions (of `asker`, or of everyone)."""
     if asker is None:
         row = conn.execute(
@@ -83,7 +86,7 @@ def open_count(conn: sqlite3.Connection, asker: str | None = None) -> int:
     return int(row[0])
 
 
-def open_before(conn: sqlite3.Connection, question_id: int) -> int:
+def open_before(conn: Tx, question_id: int) -> int:
     """Unanswered questions older than `question_id` (its place on the first page)."""
     row = conn.execute(
         "SELECT count(*) FROM operator_questions WHERE answered_at IS NULL AND id < ?",
@@ -92,7 +95,7 @@ def open_before(conn: sqlite3.Connection, question_id: int) -> int:
     return int(row[0])
 
 
-def list_expired(conn: sqlite3.Connection, now: int) -> list[int]:
+def list_expired(conn: Tx, now: int) -> list[int]:
     """Ids of open questions whose deadline has passed."""
     rows = conn.execute(
         "SELECT id FROM operator_questions WHERE answered_at IS NULL AND deadline_at <= ?",
@@ -101,7 +104,7 @@ def list_expired(conn: sqlite3.Connection, now: int) -> list[int]:
     return [r[0] for r in rows]
 
 
-def next_deadline(conn: sqlite3.Connection) -> int | None:
+def next_deadline(conn: Tx) -> int | None:
     """The earliest deadline among open questions."""
     row = conn.execute(
         "SELECT min(deadline_at) FROM operator_questions WHERE answered_at IS NULL"

@@ -135,6 +135,8 @@ class ApprovalInfo(Reply):
     status: str
     resolved_at: int | None = None
     note: str | None = None
+    host: str = ""
+    """The host that carries it out (the one that runs its agent)."""
 
 
 class ApprovalsReply(Reply):
