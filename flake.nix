@@ -86,7 +86,7 @@
             "dev"
           ];
           preferWheels = true;
-          overrides = (import ./pkgs/hyperhive/poetry-overrides.nix).overrides p2n;
+          overrides = (import ./pkgs/hyperhive/poetry-overrides.nix).overrides { inherit p2n pkgs; };
         };
     in
     {
@@ -194,6 +194,8 @@
           lifecycle = import ./checks/lifecycle.nix {
             inherit pkgs self mkAgentSystem;
           };
+          # Two hosts on one PostgreSQL database (issue 17).
+          multihost = import ./checks/multihost.nix { inherit pkgs self; };
         }
       );
 

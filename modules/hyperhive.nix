@@ -17,6 +17,14 @@ let
   cfg = config.services.hyperhive;
 
   runDir = "/run/hyperhive";
+
+  # createLocally: the role and database are both `hyperhive`; the daemon (root) reaches
+  # the server through its socket directory with peer authentication.
+  localDatabase = "hyperhive";
+  localDatabaseUrl = "postgresql://${localDatabase}@/${localDatabase}?host=/run/postgresql";
+  database = hlib.databaseUrl cfg.database.url;
+  # The server is this host (a socket directory, localhost, a loopback address).
+  databaseIsLocal = cfg.database.url != null && database.isLocal;
   loopback = [
     "127.0.0.1"
     "::1"
@@ -163,6 +171,69 @@ in
       '';
     };
 
+    hostName = lib.mkOption {
+      type = types.str;
+      default = lib.toLower config.networking.hostName;
+      defaultText = lib.literalExpression "lib.toLower config.networking.hostName";
+      example = "alpha";
+      description = ''
+        This host's name in the hive (HYPERHIVE_HOST_NAME): shown on every dashboard
+        beside the agents this host runs, and the name other hosts' errors point to. A
+        lowercase letter, then up to 30 lowercase letters or digits, a single '-' only
+        between two of them. Unique per hive; it only matters with
+        {option}`services.hyperhive.database.url`.
+      '';
+    };
+
+    database = {
+      url = lib.mkOption {
+        type = types.nullOr types.str;
+        default = if cfg.database.createLocally then localDatabaseUrl else null;
+        defaultText = lib.literalExpression ''
+          if config.services.hyperhive.database.createLocally
+          then "${localDatabaseUrl}" else null
+        '';
+        example = "postgresql://hyperhive@alpha.lan:5432/hyperhive?sslmode=require";
+        description = ''
+          The hive's shared store, a libpq URI (HYPERHIVE_DATABASE_URL). null keeps the
+          embedded sqlite file <stateDir>/broker.sqlite (one host, nothing to set up).
+          Every host of one hive points at the same PostgreSQL database. Never put the
+          password in it (the URI would land in the world-readable Nix store and in the
+          unit's environment): use {option}`services.hyperhive.database.passwordFile`.
+        '';
+      };
+
+      passwordFile = lib.mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/run/keys/hyperhive-db";
+        description = ''
+          Absolute path of a file holding the database password
+          (HYPERHIVE_DATABASE_PASSWORD_FILE), owned by root with mode 0600: the daemon
+          reads it once at start and refuses a file others can read. A string, not a Nix
+          path: a path literal would be copied into the world-readable store. Provision it
+          with your secrets tool (agenix, sops-nix) or by hand. Not needed for
+          {option}`services.hyperhive.database.createLocally`'s own host, which logs in
+          through the local socket.
+        '';
+      };
+
+      createLocally = lib.mkOption {
+        type = types.bool;
+        default = false;
+        example = true;
+        description = ''
+          Run PostgreSQL on this host (services.postgresql) with a `hyperhive` role and
+          database owned by it, and point {option}`services.hyperhive.database.url` at it
+          through the local unix socket (peer authentication, root mapped to the
+          `hyperhive` role). For one host on PostgreSQL, or the host that holds the
+          database for the others; remote hosts need pg_hba entries, a listen address,
+          the firewall port and a password for the role (docs/nixos.md, "A hive on
+          several hosts").
+        '';
+      };
+    };
+
     containerModules = lib.mkOption {
       type = types.listOf types.deferredModule;
       default = [ ./harness-base.nix ];
@@ -223,6 +294,59 @@ in
           equivalent to root on this host. Remove "*" and list the operators by name.
         '';
       }
+    ]
+    # services.hyperhive.hostName and database.
+    ++ [
+      {
+        assertion = hlib.isValidHostName cfg.hostName;
+        message = ''
+          services.hyperhive.hostName = "${cfg.hostName}" is not a valid hive host name: a
+          lowercase letter, then up to 30 lowercase letters or digits, a single '-' only
+          between two of them (it defaults to networking.hostName, lowercased). Set
+          services.hyperhive.hostName, e.g. "alpha".
+        '';
+      }
+      {
+        assertion = cfg.database.url == null || database.valid;
+        message = ''
+          services.hyperhive.database.url must be a libpq URI starting with postgresql:// (or
+          postgres://), e.g. "postgresql://hyperhive@db.lan:5432/hyperhive".
+        '';
+      }
+      {
+        # Do not echo the URL: it holds the password this refuses.
+        assertion = cfg.database.url == null || !database.hasPassword;
+        message = ''
+          services.hyperhive.database.url contains a password (user:password@ or a
+          password= parameter). The URL ends up in the world-readable Nix store and in the
+          daemon's environment. Remove the password from the URL, put it in a root-only
+          file outside the store and set services.hyperhive.database.passwordFile to that
+          file's path.
+        '';
+      }
+      {
+        assertion =
+          cfg.database.passwordFile == null
+          || (
+            lib.hasPrefix "/" cfg.database.passwordFile
+            && !(lib.hasPrefix "${builtins.storeDir}/" cfg.database.passwordFile)
+          );
+        message = ''
+          services.hyperhive.database.passwordFile = "${toString cfg.database.passwordFile}"
+          must be an absolute path outside ${builtins.storeDir}: everything in the Nix store
+          is world-readable, so a password there is public to every user and every agent
+          container. Put the file somewhere like /run/keys or /var/lib/secrets (root, mode
+          0600) and give its path as a string.
+        '';
+      }
+      {
+        assertion = cfg.database.passwordFile == null || cfg.database.url != null;
+        message = ''
+          services.hyperhive.database.passwordFile is set but services.hyperhive.database.url
+          is null, so the daemon uses its embedded sqlite store and would never read the
+          password. Set database.url (or database.createLocally), or remove passwordFile.
+        '';
+      }
     ];
 
     warnings =
@@ -267,7 +391,20 @@ in
     systemd.services.hive-c0re = {
       description = "hyperhive host daemon (broker, approvals, containers, dashboard)";
       wantedBy = [ "multi-user.target" ];
-      after = [ "network.target" ];
+      # A database on this host: start after it (postgresql.target also waits for the
+      # ensureUsers/ensureDatabases setup). A remote one needs the network up; either
+      # way the daemon retries by itself if the server is not there yet.
+      after = [
+        "network.target"
+      ]
+      ++ lib.optionals databaseIsLocal [
+        "postgresql.service"
+        "postgresql.target"
+      ]
+      ++ lib.optional (cfg.database.url != null && !databaseIsLocal) "network-online.target";
+      wants =
+        lib.optional cfg.database.createLocally "postgresql.target"
+        ++ lib.optional (cfg.database.url != null && !databaseIsLocal) "network-online.target";
       # The service PATH is not the operator's: git for the config repos, and the whole
       # system profile for nixos-container, systemctl, machinectl, journalctl and nix.
       path = [
@@ -356,6 +493,30 @@ in
       ]
       ++ lib.optional cfg.manager.enable hlib.managerPort
       ++ map hlib.agentPort cfg.firewallAgents;
+    };
+
+    # database.createLocally: the role and database `hyperhive`, owned by the role.
+    # Remote hosts also need a listen address, pg_hba lines, the firewall port and a
+    # password for the role (docs/nixos.md, "A hive on several hosts"); this sets up only
+    # the local side.
+    services.postgresql = lib.mkIf cfg.database.createLocally {
+      enable = true;
+      ensureDatabases = [ localDatabase ];
+      ensureUsers = [
+        {
+          name = localDatabase;
+          ensureDBOwnership = true;
+        }
+      ];
+      # hive-c0re runs as root and connects through the socket: peer authentication with
+      # root mapped to the hyperhive role, for this database only. These lines come before
+      # nixpkgs' defaults (which it appends with mkAfter), so they match first.
+      identMap = ''
+        hyperhive root ${localDatabase}
+      '';
+      authentication = ''
+        local ${localDatabase} ${localDatabase} peer map=hyperhive
+      '';
     };
   };
 }

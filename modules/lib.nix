@@ -99,6 +99,54 @@ rec {
 
   containerName = name: if name == managerName then managerContainer else "h-${name}";
 
+  # A host's name in a multi-host hive (HYPERHIVE_HOST_NAME, shown beside each agent):
+  # the daemon's rule, a DNS label of at most 31 characters.
+  isValidHostName = name: isString name && match "[a-z](-?[a-z0-9]){0,30}" name != null;
+
+  # What the module needs to know about services.hyperhive.database.url, a libpq URI
+  # (postgresql://[user@][host][:port][/dbname][?param=value&...]). Not a full parser:
+  # enough to refuse a password in it and to tell whether the server is this host.
+  databaseUrl =
+    url:
+    let
+      parts = match "(postgres|postgresql)://([^/?#]*)([^?#]*)(\\?[^#]*)?" url;
+      authority = builtins.elemAt parts 1;
+      query = if builtins.elemAt parts 3 == null then "" else builtins.elemAt parts 3;
+      # userinfo is everything before the last '@' (the regex is greedy).
+      userHost = match "(.*)@(.*)" authority;
+      userinfo = if userHost == null then "" else builtins.head userHost;
+      hostPort = if userHost == null then authority else builtins.elemAt userHost 1;
+      # [v6]:port, host:port or host; an empty host means the default unix socket.
+      bracketed = match "\\[([^]]*)](:[0-9]*)?" hostPort;
+      uriHost =
+        if bracketed != null then
+          builtins.head bracketed
+        else
+          builtins.head (match "([^:]*)(:.*)?" hostPort);
+      # `?host=` overrides the authority's host (a socket directory starts with '/').
+      queryHost = match "(.*[?&])?host=([^&]*)(&.*)?" query;
+      host = if queryHost != null then builtins.elemAt queryHost 1 else uriHost;
+    in
+    if parts == null then
+      {
+        valid = false;
+        hasPassword = false;
+        isLocal = false;
+      }
+    else
+      {
+        valid = true;
+        hasPassword =
+          match ".*:.*" userinfo != null || match "(.*[?&])?password=.*" query != null;
+        inherit host;
+        isLocal =
+          host == "" || match "/.*" host != null || elem host [
+            "localhost"
+            "127.0.0.1"
+            "::1"
+          ] || match "%2[Ff].*" host != null;
+      };
+
   # claude-code is unfree. This is the whole allow-list: the overlay and every
   # container's nixpkgs use this one predicate, so nothing else unfree slips in.
   unfreeAllowList = [ "claude-code" ];
@@ -151,7 +199,16 @@ rec {
       HYPERHIVE_AGENT_TEMPLATE_DIR = templateDir;
       HYPERHIVE_FLAKE_REF = cfg.flakeRef;
       HYPERHIVE_RETENTION_DAYS = toString cfg.retentionDays;
+      HYPERHIVE_HOST_NAME = cfg.hostName;
     }
+    // (if cfg.database.url == null then { } else { HYPERHIVE_DATABASE_URL = cfg.database.url; })
+    # The path of the file only: the password never enters the environment or the store.
+    // (
+      if cfg.database.passwordFile == null then
+        { }
+      else
+        { HYPERHIVE_DATABASE_PASSWORD_FILE = cfg.database.passwordFile; }
+    )
     // (if cfg.agentMemoryMax == null then { } else { HYPERHIVE_AGENT_MEMORY_MAX = cfg.agentMemoryMax; })
     // (if cfg.agentCpuQuota == null then { } else { HYPERHIVE_AGENT_CPU_QUOTA = cfg.agentCpuQuota; });
 

@@ -33,7 +33,7 @@ p2n.mkPoetryApplication {
   preferWheels = true;
   # poetry2nix's defaults, the packages the lock names but Linux never installs, and
   # claude-agent-sdk from its sdist (see poetry-overrides.nix).
-  overrides = (import ./poetry-overrides.nix).overrides p2n;
+  overrides = (import ./poetry-overrides.nix).overrides { inherit p2n pkgs; };
   # The test suite runs as its own flake check (checks.<system>.pytest) with the dev
   # group; the package itself carries only the runtime dependencies.
   checkGroups = [ ];

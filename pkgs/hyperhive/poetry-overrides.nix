@@ -11,13 +11,22 @@
   absent = [ "pywin32" ];
 
   # The override for mkPoetryApplication/mkPoetryEnv: poetry2nix's defaults plus `absent`,
-  # and claude-agent-sdk built from its sdist: its wheels bundle a claude executable
-  # (Bun); the harness runs the claude the project pins (cli_path), and the sdist has no
-  # binary.
+  # and:
+  # - claude-agent-sdk built from its sdist: its wheels bundle a claude executable
+  #   (Bun); the harness runs the claude the project pins (cli_path), and the sdist has
+  #   no binary.
+  # - psycopg (pure Python) pointed at nixpkgs' libpq and the C library by absolute path.
+  #   At import it loads both with ctypes.util.find_library("pq") and ("c"), which ask
+  #   ldconfig's cache and a C compiler: on NixOS neither knows store paths, so the
+  #   import fails with "libpq library not found" (and the libc fallback "libc.so" is a
+  #   linker script). The wheel's two look-ups are replaced in the installed files;
+  #   --replace-fail stops the build when a psycopg release changes those lines, and
+  #   the import check proves the library loads. The store paths in the patched files
+  #   make libpq part of the runtime closure.
   overrides =
-    p2n:
+    { p2n, pkgs }:
     p2n.defaultPoetryOverrides.extend (
-      _final: prev:
+      final: prev:
       builtins.listToAttrs (
         map (name: {
           inherit name;
@@ -30,6 +39,25 @@
             (old: {
               nativeBuildInputs = (old.nativeBuildInputs or [ ]) ++ [ prev.hatchling ];
             });
+
+        psycopg = prev.psycopg.overridePythonAttrs (
+          old:
+          let
+            pq = "$out/${final.python.sitePackages}/psycopg/pq";
+            # Current nixpkgs has libpq as a package of its own; older ones postgresql.lib.
+            libpq = "${pkgs.libpq or pkgs.postgresql.lib}/lib/libpq${pkgs.stdenv.hostPlatform.extensions.sharedLibrary}";
+            libc = "${final.python.stdenv.cc.libc}/lib/libc.so.6";
+          in
+          {
+            postInstall = (old.postInstall or "") + ''
+              substituteInPlace ${pq}/misc.py \
+                --replace-fail 'ctypes.util.find_library("pq")' '"${libpq}"'
+              substituteInPlace ${pq}/_pq_ctypes.py \
+                --replace-fail 'ctypes.util.find_library("c")' '"${libc}"'
+            '';
+            pythonImportsCheck = (old.pythonImportsCheck or [ ]) ++ [ "psycopg" ];
+          }
+        );
       }
     );
 }

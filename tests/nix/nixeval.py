@@ -48,13 +48,19 @@ STUB_POETRY2NIX_NIX = """{
     mkPoetryApplication = args: args;
     mkPoetryEnv = args: args;
     # `prev` has what our overlay builds on: the SDK's package (override records what it
-    # was asked for) and hatchling.
+    # was asked for), hatchling and psycopg; `final.python` what a package set's has.
     defaultPoetryOverrides.extend = overlay: {
-      extended = overlay { } {
+      extended = overlay {
+        python = {
+          sitePackages = "lib/python3.11/site-packages";
+          stdenv.cc.libc = "/nix/store/0-glibc";
+        };
+      } {
         hatchling = "hatchling";
         claude-agent-sdk.override = args: {
           overridePythonAttrs = f: args // f { nativeBuildInputs = [ "poetry-core" ]; };
         };
+        psycopg.overridePythonAttrs = f: f { postInstall = "# wheel installed\n"; };
       };
     };
   };
@@ -67,7 +73,8 @@ STUB_FLAKE = """
 let
   genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
   stubPkgs = system: {
-    stdenv.hostPlatform.system = system;
+    stdenv.hostPlatform = { inherit system; extensions.sharedLibrary = ".so"; };
+    libpq = "/nix/store/0-libpq";
     callPackage = path: args: { inherit path args; };
   };
   nixpkgs = {

@@ -97,6 +97,10 @@ rec {
     prefix: s:
     if hasPrefix prefix s then substring (stringLength prefix) (stringLength s) s else s;
   optional = cond: x: if cond then [ x ] else [ ];
+  optionals = cond: xs: if cond then xs else [ ];
+  toLower = builtins.replaceStrings (builtins.genList (
+    i: builtins.substring i 1 "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+  ) 26) (builtins.genList (i: builtins.substring i 1 "abcdefghijklmnopqrstuvwxyz") 26);
   versionAtLeast = v1: v2: builtins.compareVersions v1 v2 >= 0;
   optionalAttrs = cond: attrs: if cond then attrs else { };
   inherit all elem concatMap;

@@ -29,7 +29,11 @@ DAEMON_CFG = """{
   stateDir = "/var/lib/hyperhive"; backend = "nixos"; dashboardPort = 7000;
   dashboardHost = "127.0.0.1"; operatorPronouns = "she/her";
   flakeRef = "path:/nix/store/0000000000000000000000000000000-source"; retentionDays = 30;
-  agentMemoryMax = "4G"; agentCpuQuota = "200%";
+  agentMemoryMax = "4G"; agentCpuQuota = "200%"; hostName = "alpha";
+  database = {
+    url = "postgresql://hyperhive@db.lan:5432/hyperhive?sslmode=require";
+    passwordFile = "/run/keys/hyperhive-db";
+  };
 }"""
 
 HARNESS_CFG = """{
@@ -115,7 +119,7 @@ def test_settings_classes_are_found() -> None:
 def test_daemon_variables_are_read_by_settings(nix_eval: NixEval) -> None:
     env = daemon_environment(nix_eval)
     assert set(env) - env_names(settings_class("Settings")) == set()
-    assert len(env) >= 12  # memory and CPU limits included: the cfg above sets both
+    assert len(env) >= 15  # limits and database included: the cfg above sets them
 
 
 def test_daemon_variables_parse_to_the_module_values(
@@ -132,16 +136,25 @@ def test_daemon_variables_parse_to_the_module_values(
     assert settings.agent_memory_max == "4G"
     assert settings.agent_cpu_quota == "200%"
     assert settings.retention_days == 30
+    # issue 17: the shared store and this host's name
+    assert settings.database_url == "postgresql://hyperhive@db.lan:5432/hyperhive?sslmode=require"
+    assert str(settings.database_password_file) == "/run/keys/hyperhive-db"
+    assert settings.host_name == "alpha"
 
 
 def test_daemon_limits_are_omitted_when_unset(nix_eval: NixEval) -> None:
     cfg = DAEMON_CFG.replace('"4G"', "null").replace('"200%"', "null")
+    cfg = cfg.replace('"postgresql://', 'null; x = "').replace('"/run/keys/hyperhive-db"', "null")
     env = nix_eval(
         f"builtins.attrNames ({LIB}.daemonEnvironment {{ cfg = {cfg};"
         ' git = "g"; templateDir = "t"; })'
     )
     assert "HYPERHIVE_AGENT_MEMORY_MAX" not in env
     assert "HYPERHIVE_AGENT_CPU_QUOTA" not in env
+    # no database: the embedded sqlite store, and no password file to read
+    assert "HYPERHIVE_DATABASE_URL" not in env
+    assert "HYPERHIVE_DATABASE_PASSWORD_FILE" not in env
+    assert "HYPERHIVE_HOST_NAME" in env
 
 
 def test_harness_variables_are_read_by_harness_settings(nix_eval: NixEval) -> None:

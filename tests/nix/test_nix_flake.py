@@ -7,7 +7,9 @@ inputs; attribute names and everything that does not need nixpkgs evaluate for r
 
 from __future__ import annotations
 
+import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 from nixeval import REPO, STUB_FLAKE, STUB_POETRY2NIX_NIX, NixEval
@@ -17,6 +19,8 @@ SYSTEMS = ["aarch64-linux", "x86_64-linux"]
 # claude-agent-sdk: built from its sdist (its wheels bundle a claude executable), with the
 # build system its sdist needs.
 SDK_FROM_SDIST = {"preferWheel": False, "nativeBuildInputs": ["poetry-core", "hatchling"]}
+
+OVERRIDDEN = ["claude-agent-sdk", "psycopg", "pywin32"]
 
 
 def test_inputs_are_pinned_to_named_branches(nix_eval: NixEval) -> None:
@@ -115,7 +119,10 @@ def test_pytest_check_and_dev_shell_get_main_and_dev_groups(nix_eval: NixEval) -
     )
     assert sorted(env["groups"]) == ["dev", "main"]
     assert env["preferWheels"] is True
-    assert env["nulled"] == {"pywin32": None, "claude-agent-sdk": SDK_FROM_SDIST}
+    assert sorted(env["nulled"]) == OVERRIDDEN
+    assert env["nulled"]["pywin32"] is None
+    assert env["nulled"]["claude-agent-sdk"] == SDK_FROM_SDIST
+    assert "/nix/store/0-libpq/lib/libpq.so" in env["nulled"]["psycopg"]["postInstall"]
 
 
 def test_package_prefers_wheels_and_nulls_what_linux_never_installs(nix_eval: NixEval) -> None:
@@ -128,17 +135,83 @@ def test_package_prefers_wheels_and_nulls_what_linux_never_installs(nix_eval: Ni
           }};
           app = import ./pkgs/hyperhive/default.nix {{
             inherit lib;
-            pkgs = {{ }};
+            pkgs = {{
+              libpq = "/nix/store/0-libpq";
+              stdenv.hostPlatform.extensions.sharedLibrary = ".so";
+            }};
             python3 = "python3";
             poetry2nix = {STUB_POETRY2NIX_NIX};
           }};
         in {{ inherit (app) preferWheels checkGroups; nulled = app.overrides.extended; }}"""
     )
-    assert got == {
-        "preferWheels": True,
-        "checkGroups": [],
-        "nulled": {"pywin32": None, "claude-agent-sdk": SDK_FROM_SDIST},
-    }
+    assert got["preferWheels"] is True
+    assert got["checkGroups"] == []
+    assert sorted(got["nulled"]) == OVERRIDDEN
+    assert got["nulled"]["pywin32"] is None
+    assert got["nulled"]["claude-agent-sdk"] == SDK_FROM_SDIST
+    assert got["nulled"]["psycopg"]["pythonImportsCheck"] == ["psycopg"]
+
+
+PSYCOPG_OVERRIDE = f"""let
+  p2n = ({STUB_POETRY2NIX_NIX}).lib.mkPoetry2Nix {{ pkgs = {{ }}; }};
+  overrides = (import ./pkgs/hyperhive/poetry-overrides.nix).overrides {{
+    inherit p2n;
+    pkgs = {{
+      libpq = "/nix/store/0-libpq";
+      stdenv.hostPlatform.extensions.sharedLibrary = ".so";
+    }};
+  }};
+in overrides.extended.psycopg"""
+
+
+def substitutions(script: str) -> list[tuple[str, str, str]]:
+    """(file, old, new) of every `substituteInPlace FILE --replace-fail 'OLD' 'NEW'`."""
+    found = re.findall(r"substituteInPlace (\S+) \\\n\s*--replace-fail '([^']*)' '([^']*)'", script)
+    return [(file, old, new) for file, old, new in found]
+
+
+def test_psycopg_is_pointed_at_libpq_and_libc_from_the_store(nix_eval: NixEval) -> None:
+    # psycopg finds libpq with ctypes.util.find_library, which knows no store path: under
+    # Nix the import fails with "libpq library not found" unless the wheel is patched.
+    got = nix_eval(PSYCOPG_OVERRIDE)
+    script = got["postInstall"]
+    assert script.startswith("# wheel installed\n")  # appended to what was there
+    assert got["pythonImportsCheck"] == ["psycopg"]  # the build imports it: libpq loads
+    assert substitutions(script) == [
+        (
+            "$out/lib/python3.11/site-packages/psycopg/pq/misc.py",
+            'ctypes.util.find_library("pq")',
+            '"/nix/store/0-libpq/lib/libpq.so"',
+        ),
+        (
+            "$out/lib/python3.11/site-packages/psycopg/pq/_pq_ctypes.py",
+            'ctypes.util.find_library("c")',
+            '"/nix/store/0-glibc/lib/libc.so.6"',
+        ),
+    ]
+
+
+def test_psycopg_substitutions_fit_the_locked_wheel(nix_eval: NixEval) -> None:
+    # The dev venv holds the locked psycopg (pure Python: the wheel is the same files).
+    # Apply the override's substitutions to copies, as substituteInPlace --replace-fail
+    # would: each pattern must be there, and afterwards no look-up is left.
+    import psycopg
+
+    lock = tomllib.loads((REPO / "poetry.lock").read_text())
+    locked = next(p["version"] for p in lock["package"] if p["name"] == "psycopg")
+    assert psycopg.__version__ == locked, "the venv's psycopg is not the locked one"
+    installed = Path(psycopg.__file__).parent
+    seen = []
+    for file, old, new in substitutions(nix_eval(PSYCOPG_OVERRIDE)["postInstall"]):
+        relative = file.split("/site-packages/psycopg/", 1)[1]
+        text = (installed / relative).read_text()
+        assert text.count(old) == 1, f"{relative}: {old!r} not found once (--replace-fail)"
+        patched = text.replace(old, new)
+        assert old not in patched
+        compile(patched, relative, "exec")  # still Python
+        seen.append(relative)
+    # libpq's look-up (misc.py) and libc's (_pq_ctypes.py, Linux only)
+    assert seen == ["pq/misc.py", "pq/_pq_ctypes.py"]
 
 
 def test_pytest_check_keeps_the_dependencies_on_pythonpath(tmp_path: Path) -> None:

@@ -31,9 +31,10 @@ HOST = (
     " modules = [ ./modules/hyperhive.nix ./modules/manager.nix ];"
     f" pkgs = {PKGS};"
     ' settings = { system.stateVersion = settings._stateVersion or "25.11";'
+    ' networking.hostName = settings._hostName or "Alpha";'
     " services.hyperhive = {"
     ' enable = true; flakeRef = "path:/nix/store/0-source"; }'
-    ' // builtins.removeAttrs settings [ "_stateVersion" ]; }; }'
+    ' // builtins.removeAttrs settings [ "_stateVersion" "_hostName" ]; }; }'
 )
 
 HARNESS = (
@@ -49,7 +50,8 @@ HOST_VIEW = """
     unit = d.systemd.services.hive-c0re;
     hm1nd = d.containers.hm1nd or null;
   in {
-    unit = { inherit (unit) path environment serviceConfig wantedBy; };
+    unit = { inherit (unit) path environment serviceConfig wantedBy after wants; };
+    postgresql = d.services.postgresql or null;
     firewall = d.networking.firewall or null;
     enableContainers = d.boot.enableContainers;
     nixSettings = d.nix.settings or { };
@@ -337,6 +339,154 @@ def test_host_assertions_name_the_option(nix_eval: NixEval, settings: str, optio
     messages = failing(host(nix_eval, settings)["assertions"])
     assert len(messages) == 1
     assert option in messages[0]
+
+
+# --- multi-host: hostName and database (issue 17) --------------------------------------
+
+DB_URL = "postgresql://hyperhive@alpha.lan:5432/hyperhive?sslmode=require"
+
+
+def test_single_host_default_has_no_database_and_the_lowercased_host_name(
+    nix_eval: NixEval,
+) -> None:
+    got = host(nix_eval)
+    env = got["unit"]["environment"]
+    assert env["HYPERHIVE_HOST_NAME"] == "alpha"  # networking.hostName "Alpha", lowercased
+    assert "HYPERHIVE_DATABASE_URL" not in env
+    assert "HYPERHIVE_DATABASE_PASSWORD_FILE" not in env
+    assert "postgresql.service" not in got["unit"]["after"]
+    assert got["postgresql"] in (None, {})  # mkIf false: no definition
+
+
+def test_database_url_password_file_and_host_name_reach_the_daemon(nix_eval: NixEval) -> None:
+    got = host(
+        nix_eval,
+        f'{{ hostName = "beta-2"; database = {{ url = "{DB_URL}";'
+        ' passwordFile = "/run/keys/hyperhive-db"; }; }',
+    )
+    env = got["unit"]["environment"]
+    assert env["HYPERHIVE_DATABASE_URL"] == DB_URL
+    assert env["HYPERHIVE_DATABASE_PASSWORD_FILE"] == "/run/keys/hyperhive-db"
+    assert env["HYPERHIVE_HOST_NAME"] == "beta-2"
+    assert failing(got["assertions"]) == []
+    # a remote server: wait for the network, not for a local postgresql
+    assert "network-online.target" in got["unit"]["after"]
+    assert "network-online.target" in got["unit"]["wants"]
+    assert "postgresql.service" not in got["unit"]["after"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://hyperhive@localhost/hyperhive",
+        "postgresql://hyperhive@127.0.0.1:5432/hyperhive",
+        "postgres://hyperhive@[::1]/hyperhive",
+        "postgresql:///hyperhive",
+        "postgresql://hyperhive@/hyperhive?host=/run/postgresql",
+        "postgresql://hyperhive@alpha.lan/hyperhive?host=%2Frun%2Fpostgresql",
+    ],
+)
+def test_a_database_on_this_host_orders_the_daemon_after_it(nix_eval: NixEval, url: str) -> None:
+    got = host(nix_eval, f'{{ database.url = "{url}"; }}')
+    assert {"postgresql.service", "postgresql.target"} <= set(got["unit"]["after"])
+    assert "network-online.target" not in got["unit"]["after"]
+    assert failing(got["assertions"]) == []
+
+
+def test_create_locally_sets_up_postgresql_and_points_the_daemon_at_its_socket(
+    nix_eval: NixEval,
+) -> None:
+    got = host(nix_eval, "{ database.createLocally = true; }")
+    pg = got["postgresql"]
+    assert pg["enable"] is True
+    assert pg["ensureDatabases"] == ["hyperhive"]
+    assert pg["ensureUsers"] == [{"name": "hyperhive", "ensureDBOwnership": True}]
+    # root (the daemon) may log in as hyperhive, to the hyperhive database, by socket only
+    assert pg["identMap"].split() == ["hyperhive", "root", "hyperhive"]
+    assert pg["authentication"].split() == [
+        "local",
+        "hyperhive",
+        "hyperhive",
+        "peer",
+        "map=hyperhive",
+    ]
+    env = got["unit"]["environment"]
+    assert env["HYPERHIVE_DATABASE_URL"] == (
+        "postgresql://hyperhive@/hyperhive?host=/run/postgresql"
+    )
+    assert "HYPERHIVE_DATABASE_PASSWORD_FILE" not in env
+    assert "postgresql.target" in got["unit"]["wants"]
+    assert "postgresql.service" in got["unit"]["after"]
+    assert failing(got["assertions"]) == []
+
+
+def test_create_locally_keeps_an_explicit_url(nix_eval: NixEval) -> None:
+    got = host(
+        nix_eval,
+        '{ database = { createLocally = true; url = "postgresql://hyperhive@localhost/hyperhive";'
+        ' passwordFile = "/run/keys/db"; }; }',
+    )
+    env = got["unit"]["environment"]
+    assert env["HYPERHIVE_DATABASE_URL"] == "postgresql://hyperhive@localhost/hyperhive"
+    assert got["postgresql"]["enable"] is True
+
+
+SECRET = "s3cret-pw"
+
+
+@pytest.mark.parametrize(
+    ("settings", "needle"),
+    [
+        (
+            f'{{ database.url = "postgresql://hyperhive:{SECRET}@db.lan/hyperhive"; }}',
+            "contains a password",
+        ),
+        (
+            f'{{ database.url = "postgresql://:{SECRET}@db.lan/hyperhive"; }}',
+            "contains a password",
+        ),
+        (
+            '{ database.url = "postgresql://hyperhive@db.lan/hyperhive?sslmode=require'
+            f'&password={SECRET}"; }}',
+            "contains a password",
+        ),
+        ('{ database.url = "mysql://hyperhive@db.lan/hyperhive"; }', "libpq URI"),
+        ('{ database.url = "host=db.lan dbname=hyperhive"; }', "libpq URI"),
+        (
+            f'{{ database = {{ url = "{DB_URL}";'
+            ' passwordFile = "/nix/store/0000-hyperhive-db-password"; }; }',
+            "outside /nix/store",
+        ),
+        (
+            f'{{ database = {{ url = "{DB_URL}"; passwordFile = "keys/db"; }}; }}',
+            "absolute path",
+        ),
+        (
+            '{ database.passwordFile = "/run/keys/db"; }',
+            "passwordFile is set but",
+        ),
+        ('{ hostName = "Beta"; }', "services.hyperhive.hostName"),
+        ('{ hostName = "-beta"; }', "services.hyperhive.hostName"),
+        ('{ hostName = "be--ta"; }', "services.hyperhive.hostName"),
+        ('{ hostName = "beta-"; }', "services.hyperhive.hostName"),
+        ('{ hostName = "a2345678901234567890123456789012"; }', "services.hyperhive.hostName"),
+        # the default follows networking.hostName: empty (DHCP-assigned) or with a '_'
+        ('{ _hostName = ""; }', "services.hyperhive.hostName"),
+        ('{ _hostName = "my_host"; }', "services.hyperhive.hostName"),
+    ],
+)
+def test_database_and_host_name_assertions(nix_eval: NixEval, settings: str, needle: str) -> None:
+    messages = failing(host(nix_eval, settings)["assertions"])
+    assert len(messages) == 1, messages
+    assert needle in messages[0]
+    # A refused URL's password is not repeated in the evaluation error.
+    assert SECRET not in messages[0]
+
+
+def test_longest_host_name_passes(nix_eval: NixEval) -> None:
+    got = host(nix_eval, '{ hostName = "a234567890123456789012345678901"; }')  # 31
+    assert failing(got["assertions"]) == []
+    assert got["unit"]["environment"]["HYPERHIVE_HOST_NAME"] == "a234567890123456789012345678901"
 
 
 # --- harness-base --------------------------------------------------------------------

@@ -50,7 +50,8 @@ def test_module_passes_its_template_dir_to_the_daemon(nix_eval: NixEval) -> None
         "builtins.attrNames ((import ./modules/lib.nix).daemonEnvironment {"
         ' cfg = { stateDir = "/var/lib/hyperhive"; backend = "nixos"; dashboardPort = 7000;'
         ' dashboardHost = "127.0.0.1"; operatorPronouns = "they/them"; flakeRef = "x";'
-        " retentionDays = 30; agentMemoryMax = null; agentCpuQuota = null; };"
+        " retentionDays = 30; agentMemoryMax = null; agentCpuQuota = null;"
+        ' hostName = "alpha"; database = { url = null; passwordFile = null; }; };'
         ' git = "/git"; templateDir = "/the/template"; })'
     )
     assert "HYPERHIVE_AGENT_TEMPLATE_DIR" in env

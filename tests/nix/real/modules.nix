@@ -43,6 +43,12 @@ let
     ripgrep = fakeDrv "ripgrep" "rg";
     jq = fakeDrv "jq" "jq";
     callPackage = path: _args: fakeDrv (baseNameOf (toString path)) "hive-c0re";
+    # What checks/multihost.nix (the VM test) uses.
+    python3 = fakeDrv "python3" "python3";
+    curl = fakeDrv "curl" "curl";
+    writeScriptBin = name: _text: fakeDrv name name;
+    writeText = name: _text: fakeDrv name name;
+    testers.runNixOSTest = args: args;
   };
 
   anything = types.attrsOf types.anything;
@@ -73,7 +79,19 @@ let
         default = [ ];
       };
       environment.etc = mkOption {
-        type = types.attrsOf (types.submodule { options.text = mkOption { type = types.lines; }; });
+        type = types.attrsOf (
+          types.submodule {
+            options.text = mkOption { type = types.lines; };
+            options.mode = mkOption {
+              type = types.str;
+              default = "symlink";
+            };
+          }
+        );
+        default = { };
+      };
+      virtualisation = mkOption {
+        type = types.submodule { freeformType = anything; };
         default = { };
       };
       nix.settings = mkOption {
@@ -115,6 +133,37 @@ let
           };
         };
         default = { };
+      };
+      # What database.createLocally sets, with nixpkgs' types (lines concatenate).
+      services.postgresql = {
+        enable = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        ensureDatabases = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+        };
+        ensureUsers = mkOption {
+          type = types.listOf (types.submodule { freeformType = anything; });
+          default = [ ];
+        };
+        identMap = mkOption {
+          type = types.lines;
+          default = "";
+        };
+        authentication = mkOption {
+          type = types.lines;
+          default = "";
+        };
+        settings = mkOption {
+          type = types.submodule { freeformType = anything; };
+          default = { };
+        };
+        enableTCPIP = mkOption {
+          type = types.bool;
+          default = false;
+        };
       };
       documentation.nixos.enable = mkOption {
         type = types.bool;
@@ -178,10 +227,22 @@ let
                 type = types.bool;
                 default = false;
               };
+              privateUsers = mkOption {
+                type = types.either types.ints.u32 (
+                  types.enum [
+                    "no"
+                    "identity"
+                    "pick"
+                  ]
+                );
+                default = "no";
+              };
               bindMounts = mkOption {
                 type = types.attrsOf (
                   types.submodule {
                     options.hostPath = mkOption { type = types.nullOr types.str; };
+                    # nixpkgs defaults it to the attribute name; ours carries ":idmap".
+                    options.mountPoint = mkOption { type = types.str; };
                     options.isReadOnly = mkOption {
                       type = types.bool;
                       default = true;
@@ -266,6 +327,68 @@ let
   };
   agent = eval (agentArgs.modules ++ [ { nixpkgs.overlays = lib.mkForce [ ]; } ]);
 
+  # Issue 17: the two hosts of examples/two-hosts as its flake.nix builds them, and a
+  # refused URL.
+  example = ../../../examples/two-hosts;
+  exampleHost =
+    module:
+    (eval [
+      outputs.nixosModules.default
+      (example + "/agents-no-db.nix")
+      module
+    ]).config;
+  alpha = exampleHost (example + "/alpha.nix");
+  beta = exampleHost (example + "/beta.nix");
+  refused =
+    (eval [
+      outputs.nixosModules.default
+      {
+        services.hyperhive = {
+          enable = true;
+          database.url = "postgresql://hyperhive:pw@alpha.lan/hyperhive";
+        };
+      }
+    ]).config;
+  # The VM test's nodes (checks/multihost.nix) as its driver would evaluate them.
+  vmTest = import ../../../checks/multihost.nix {
+    inherit pkgs;
+    self = outputs;
+  };
+  vmNode = name: (eval [ vmTest.nodes.${name} ]).config;
+  vmDb =
+    (eval [
+      vmTest.nodes.db
+      {
+        _module.args.nodes = lib.genAttrs [ "alpha" "beta" ] (n: {
+          networking.primaryIPAddress = if n == "alpha" then "192.168.1.1" else "192.168.1.2";
+        });
+        services.postgresql.enableTCPIP = true;
+      }
+    ]).config;
+
+  multihostView = cfg: {
+    failedAssertions = failing cfg;
+    inherit (cfg) warnings;
+    environment = lib.filterAttrs (
+      n: _: lib.elem n [
+        "HYPERHIVE_DATABASE_URL"
+        "HYPERHIVE_DATABASE_PASSWORD_FILE"
+        "HYPERHIVE_HOST_NAME"
+      ]
+    ) cfg.systemd.services.hive-c0re.environment;
+    inherit (cfg.systemd.services.hive-c0re) after wants;
+    postgresql = {
+      inherit (cfg.services.postgresql)
+        enable
+        ensureDatabases
+        ensureUsers
+        identMap
+        authentication
+        ;
+    };
+    containers = lib.attrNames cfg.containers;
+  };
+
   unit = hostCfg.systemd.services.hive-c0re;
   harness = agent.config.systemd.services.hive-ag3nt;
 in
@@ -285,8 +408,22 @@ in
     serviceConfig = unit.serviceConfig;
     firewall = hostCfg.networking.firewall.allowedTCPPorts;
     containers = lib.mapAttrs (_: c: {
-      inherit (c) autoStart privateNetwork bindMounts;
+      inherit (c) autoStart privateNetwork privateUsers bindMounts;
     }) hostCfg.containers;
+  };
+  multihost = {
+    alpha = multihostView alpha;
+    beta = multihostView beta;
+    refused = failing refused;
+    vm = {
+      alpha = multihostView (vmNode "alpha");
+      beta = multihostView (vmNode "beta");
+      dbAuthentication = vmDb.services.postgresql.authentication;
+      inherit (vmTest) testScript;
+    };
+    inherit (alpha.networking.firewall) extraCommands;
+    alphaFirewall = alpha.networking.firewall.interfaces;
+    alphaPostgresSettings = alpha.services.postgresql.settings;
   };
   manager = {
     failedAssertions = failing manager.config;
