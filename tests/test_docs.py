@@ -68,7 +68,9 @@ RUNTIME = {
     ".hive-scratch/", ".venv/", ".ci/run", ".ci/nix-check", "./.hyperhive/",
     "node_modules/.bin/claude", ".bin/claude",  # the npm install of the CLI
     "shared/tools/poetry-lock",  # a tool of the development machine, not of the repo
-    "common/hive-auth.js", "common/hive-base.css",  # URL paths under /static/
+    "common/hive-auth.js", "common/hive-base.css", "common/hive-ui.js",  # URLs under /static/
+    "./secret",  # a Nix path literal in an operator's config (gotchas.md)
+    "psycopg/pq/misc.py", "psycopg/pq/_pq_ctypes.py",  # inside psycopg's wheel
     "items.html",  # dashboard/templates/items.html, named as the template it is
 }  # fmt: skip
 # Slashed words that are not paths at all.
@@ -201,6 +203,9 @@ def dotted_names(doc: Path) -> list[str]:
         if "." not in tick.rsplit("/", 1)[-1]:
             continue  # `agents/manager/config`: a path
         name = tick.removesuffix("()").replace("/", ".")
+        if name == "services.hyperhive" or name.startswith("services.hyperhive."):
+            out.append(name)  # a NixOS option (before `dashboard.services` claims it)
+            continue
         first = name.split(".")[0]
         ours = first in {*top_level(), *submodules(), *classes(), "hyperhive"}
         if ours or name.startswith("services.hyperhive."):
@@ -211,7 +216,7 @@ def dotted_names(doc: Path) -> list[str]:
 def name_exists(name: str) -> bool:
     parts = name.split(".")
     if parts[0] == "services":
-        return parts[-1] in nix_options()
+        return len(parts) == 2 or parts[-1] in nix_options()  # the module's own root
     if parts[0] == "hyperhive":
         if parts[1] in top_level():
             return resolves(".".join(parts[1:]))

@@ -45,6 +45,11 @@ class Unavailable(HyperhiveError):
     status = 503
 
 
+class InDoubt(Unavailable):
+    """The connection to the database broke while a commit was under way: the write may or
+    may not have been saved."""
+
+
 class LimitExceeded(HyperhiveError):
     """A per-identity limit (connections, send rate, stored bytes, open questions) is hit;
     the message names the limit, its setting, and what to do."""

@@ -20,7 +20,7 @@ from hyperhive.agents.names import BROADCAST, MANAGER, OPERATOR, SYSTEM
 from hyperhive.agents.registry import Registry
 from hyperhive.broker import store
 from hyperhive.db.connection import Database, Tx
-from hyperhive.errors import Forbidden, HyperhiveError, LimitExceeded, NotFound
+from hyperhive.errors import Forbidden, HyperhiveError, InDoubt, LimitExceeded, NotFound
 from hyperhive.hub import Hub
 from hyperhive.tasks import TaskSet
 from hyperhive.wire.responses import MessageItem, RecentRow
@@ -73,6 +73,11 @@ class Broker:
         self._versions: dict[str, int] = {}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._background = TaskSet()
+        self._held: dict[str, set[int]] = {}
+        """Ids this daemon handed to a recipient's readers that are not acked or released."""
+        self._stranded: set[str] = set()
+        """Recipients whose pop may have committed unseen (InDoubt): messages may be marked
+        delivered that no reader holds; they are handed back before the next pop."""
         db.subscribe(store.MESSAGES, self._message_elsewhere)
         db.subscribe(store.ACKED, self._acked_elsewhere)
         db.on_resync(self._resync)
@@ -319,6 +324,8 @@ class Broker:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         while True:
+            if recipient in self._stranded:
+                await self._release_stranded(recipient)
             version = self._versions.get(recipient, 0)
             now = int(time.time())
             pop = asyncio.ensure_future(
@@ -333,7 +340,11 @@ class Broker:
                 # nobody, so hand them back once it has.
                 pop.add_done_callback(partial(self._release_abandoned, recipient))
                 raise
+            except InDoubt:
+                self._stranded.add(recipient)
+                raise
             if items:
+                self._held.setdefault(recipient, set()).update(item.id for item in items)
                 return items
             if self._versions.get(recipient, 0) != version:
                 continue  # a send committed while we looked: look again
@@ -368,7 +379,26 @@ class Broker:
         now = int(time.time())
         released = await self._db.write(lambda conn: store.ack(conn, recipient, ids, now))
         self._acked(released)
+        self._let_go(recipient, ids)
         return len(released)
+
+    def _let_go(self, recipient: str, ids: Sequence[int]) -> None:
+        held = self._held.get(recipient)
+        if held is not None:
+            held.difference_update(ids)
+            if not held:
+                del self._held[recipient]
+
+    async def _release_stranded(self, recipient: str) -> None:
+        """Hand back what a pop that may have committed unseen left delivered: every
+        delivered, unacked message of `recipient` that no reader here holds."""
+        held = sorted(self._held.get(recipient, ()))
+        count = await self._db.write(lambda conn: store.release_unheld(conn, recipient, held))
+        self._stranded.discard(recipient)
+        if count:
+            logger.info(
+                "%s: %d message(s) a broken pop left delivered: redelivering", recipient, count
+            )
 
     async def ack_operator(self, ids: Sequence[int]) -> int:
         """The operator has read these messages of its inbox (they are never popped):
@@ -391,6 +421,7 @@ class Broker:
         if not ids:
             return 0
         count = await self._db.write(lambda conn: store.release(conn, recipient, ids))
+        self._let_go(recipient, ids)
         if count:
             logger.info("%s left %d unacked message(s): redelivering", recipient, count)
             self.notify(recipient)

@@ -149,6 +149,20 @@ def release(conn: Tx, recipient: str, ids: Iterable[int]) -> int:
     return cur.rowcount
 
 
+def release_unheld(conn: Tx, recipient: str, held: Sequence[int]) -> int:
+    """Make every delivered, unacked message of `recipient` undelivered except `held` (what
+    its live readers hold): the repair after a pop whose commit may have gone unseen."""
+    keep = f" AND id NOT IN ({','.join('?' * len(held))})" if held else ""
+    cur = conn.execute(
+        "UPDATE messages SET delivered_at = NULL WHERE recipient = ?"  # noqa: S608
+        f" AND delivered_at IS NOT NULL AND acked_at IS NULL{keep}",
+        (recipient, *held),
+    )
+    if cur.rowcount:
+        conn.notify(MESSAGES, f"0 {recipient}")
+    return cur.rowcount
+
+
 def release_all(conn: Tx, host: str) -> int:
     """At daemon start no reader of this host is connected: every unacked delivery to an
     agent `host` runs is undone (other hosts' readers may hold theirs)."""

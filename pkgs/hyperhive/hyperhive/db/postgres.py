@@ -38,7 +38,7 @@ from hyperhive.db.connection import (
     _Outcome,
     _run_jobs,
 )
-from hyperhive.errors import Unavailable
+from hyperhive.errors import InDoubt, Unavailable
 
 if TYPE_CHECKING:
     from psycopg._cursor_base import BaseCursor
@@ -272,7 +272,8 @@ class PostgresDatabase(Database):
             logger.error("commit of %d writes failed: %s", len(batch), _short(exc))
             self._reset_writer()
             saved = "it may or may not have been saved" if committing else "nothing of it was saved"
-            error = Unavailable(
+            kind = InDoubt if committing else Unavailable
+            error = kind(
                 f"the database {self.location} could not commit this write ({_short(exc)}):"
                 f" {saved}; retry once the database is back"
             )
