@@ -13,9 +13,12 @@ stand-in (from tests/):
 - daemon CPU: ``--rate`` messages/s sent through the sockets of 50 agents for ``--seconds``
   s, each popped by a parked recv and acked: the daemon's CPU seconds over that window;
 - daemon memory with N agents registered (sockets only, no harness), and with one parked
-  recv connection per agent (what an idle harness holds open).
+  recv connection per agent (what an idle harness holds open);
+- on the nspawn backend (root and systemd-nspawn; skipped otherwise): the container's own
+  process (systemd-nspawn) beside the harness it runs.
 
     HYPERHIVE_TEST_CLAUDE=<path to claude> python bench/sizing.py [--turns 5]
+        [--parts harness nspawn daemon] [--rate 1000] [--seconds 10]
 
 Prints numbers; asserts nothing.
 """
@@ -46,6 +49,7 @@ from hyperhive.settings import BackendKind
 from standin.api import Hang, StandIn, Step, Text, ToolCall
 
 MIB = 1024.0  # the /proc figures are KiB
+PARTS = ("harness", "nspawn", "daemon")
 
 
 # -- reading /proc --------------------------------------------------------------------------
@@ -451,10 +455,13 @@ async def nspawn_part(root: Path) -> None:
 
 async def bench(args: argparse.Namespace, claude_bin: Path, standin: StandIn, root: Path) -> None:
     print(f"host: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
-    await harnesses(root / "harness", claude_bin, standin, args)
-    await nspawn_part(root / "nspawn")
-    counts = sorted({*args.agents, 50})
-    await daemon_part(root / "daemon", counts, args.rate, args.seconds)
+    if "harness" in args.parts:
+        await harnesses(root / "harness", claude_bin, standin, args)
+    if "nspawn" in args.parts:
+        await nspawn_part(root / "nspawn")
+    if "daemon" in args.parts:
+        counts = sorted({*args.agents, 50})
+        await daemon_part(root / "daemon", counts, args.rate, args.seconds)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
@@ -471,6 +478,13 @@ def main() -> None:
         "--rate", type=float, nargs="+", default=[1000.0], help="msg/s for the CPU measure"
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each load run")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="what to measure (default: all)",
+    )
     args = parser.parse_args()
     found = os.environ.get("HYPERHIVE_TEST_CLAUDE") or shutil.which("claude")
     if not found:
