@@ -6,10 +6,13 @@ stand-in (from tests/):
 - idle harness: ``--harnesses`` real ``hive-ag3nt serve`` processes, each after one
   trivial turn, settled: RSS and PSS of each (PSS splits the pages they share, so it is
   what one more agent costs once several run);
-- one turn: a harness plus the claude process tree it starts, sampled every 10 ms while
-  the model "thinks" (the stand-in holds the stream open for ``--hang`` s): the peak of
-  the summed RSS and of the summed PSS, the sum of each process's own high-water mark
-  (VmHWM, an upper bound), and the CPU seconds of the harness and its reaped children;
+- one turn: a harness plus the claude process tree it starts, sampled every 10 ms: the
+  peak of the summed RSS and of the summed PSS, the sum of each process's own high-water
+  mark (VmHWM, an upper bound), and the CPU seconds of the harness and its reaped
+  children. Four kinds: one model step that "thinks" (the stand-in holds the stream open
+  for ``--hang`` s); a working turn of ``--tools`` steps running a small Bash command; a
+  heavy turn of ``--heavy-tools`` steps each putting ~34 KB of output into the context;
+  and one thinking turn on each of the ``--harnesses`` agents at once;
 - daemon CPU: ``--rate`` messages/s sent through the sockets of 50 agents for ``--seconds``
   s, each popped by a parked recv and acked: the daemon's CPU seconds over that window;
 - daemon memory with N agents registered (sockets only, no harness), and with one parked
@@ -150,10 +153,15 @@ async def wait_turns(agent: HarnessProcess, count: int, within: float = 90) -> N
         await asyncio.sleep(0.05)
 
 
-def working_steps(tools: int) -> list[Step]:
+SMALL_COMMAND = "ls -la /usr/bin | sort | tail -n 3"
+# About 34 KB of output per step: the context claude holds grows by that much each step.
+LARGE_COMMAND = "seq {i} 7000 | tr '\\n' ' '"
+
+
+def working_steps(tools: int, command: str) -> list[Step]:
     """A turn of `tools` model steps that each run a shell command, then an answer."""
-    command = "ls -la /usr/bin | sort | tail -n 3"
-    return [*(ToolCall("Bash", {"command": command}) for _ in range(tools)), Text("done")]
+    calls = (ToolCall("Bash", {"command": command.format(i=i)}) for i in range(tools))
+    return [*calls, Text("done")]
 
 
 async def turns_at_once(
@@ -253,7 +261,8 @@ async def harnesses(
                 f"   processes in its tree: {procs}"
             )
         thinking: list[Step] = [Hang(max_seconds=args.hang)]
-        working = working_steps(args.tools)
+        working = working_steps(args.tools, SMALL_COMMAND)
+        heavy = working_steps(args.heavy_tools, LARGE_COMMAND)
         one = agents[:1]
         samples = [await turns_at_once(daemon, one, standin, thinking) for _ in range(args.turns)]
         report(
@@ -267,6 +276,12 @@ async def harnesses(
             " Bash command, then the answer):",
             samples,
         )
+        samples = [await turns_at_once(daemon, one, standin, heavy) for _ in range(args.turns)]
+        report(
+            f"one heavy turn ({args.turns} turns; {args.heavy_tools} model steps each reading"
+            " ~34 KB of Bash output into the context, then the answer):",
+            samples,
+        )
         samples = [
             await turns_at_once(daemon, agents, standin, thinking) for _ in range(args.turns)
         ]
@@ -277,7 +292,7 @@ async def harnesses(
         )
         assert agents[0].proc is not None
         after = status_kib(agents[0].proc.pid, "VmRSS")
-        print(f"harness RSS after {3 * args.turns + 1} turns: {after / MIB:.1f} MiB")
+        print(f"harness RSS after {4 * args.turns + 1} turns: {after / MIB:.1f} MiB")
     finally:
         for agent in agents:
             agent.stop()
@@ -471,6 +486,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=5, help="measured turns")
     parser.add_argument("--hang", type=float, default=3.0, help="seconds the model thinks")
     parser.add_argument("--tools", type=int, default=5, help="tool steps of a working turn")
+    parser.add_argument("--heavy-tools", type=int, default=30, help="steps of a heavy turn")
     parser.add_argument(
         "--agents", type=int, nargs="+", default=[0, 10, 50, 100, 200], help="N for daemon RSS"
     )
