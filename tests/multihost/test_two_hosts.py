@@ -11,9 +11,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from hivetest import Client, call, drain, running_hive, wait_until
 from hivetest.pg import PgServer
 from hyperhive.daemon import Hive
+from hyperhive.dashboard import start_dashboard
 
 
 @asynccontextmanager
@@ -78,6 +80,34 @@ async def test_alice_on_alpha_and_bob_on_beta_talk_through_their_own_sockets(
         # Woken by the other host's NOTIFY, not found by a poll: well under a poll period.
         waits.sort()
         assert waits[len(waits) // 2] < 0.25, waits
+
+        # hive-c0re list on either host: every agent with its host; a login is judged only
+        # by the host that has the agent's files
+        listed = await call(beta.settings.host_socket, "list")
+        assert {(a["name"], a["host"], a["needs_login"]) for a in listed["items"]} == {
+            ("manager", "alpha", False),
+            ("alice", "alpha", False),
+            ("bob", "beta", True),
+        }
+        # the dashboard on beta shows the whole hive with each agent's host; alpha's agents
+        # have no buttons there (their verbs belong to alpha)
+        bound = await start_dashboard(beta, port=0)
+        try:
+            auth = {"Authorization": f"Bearer {beta.credentials.dashboard_key()}"}
+            async with (
+                aiohttp.ClientSession(headers=auth) as s,
+                s.get(bound.url + "/api/state?html=1") as r,
+            ):
+                assert r.status == 200
+                html = "".join((await r.json())["html"].values())
+        finally:
+            await bound.stop()
+        for name, host in (("alice", "alpha"), ("bob", "beta"), ("manager", "alpha")):
+            assert f'data-key="agent-{name}"' in html
+            assert f"@{host}" in html
+        assert "/kill/bob" in html
+        assert "/kill/alice" not in html
+        assert "runs on alpha" in html
 
         # bob answers across the hosts; alice's reply threads to her message
         ids = (await call(bob, "send", to="alice", body="pong", in_reply_to=1))["ids"]

@@ -420,8 +420,13 @@ class Broker:
         """Undo deliveries that were never acked (the reader disconnected)."""
         if not ids:
             return 0
-        count = await self._db.write(lambda conn: store.release(conn, recipient, ids))
-        self._let_go(recipient, ids)
+        self._let_go(recipient, ids)  # their reader is gone either way
+        try:
+            count = await self._db.write(lambda conn: store.release(conn, recipient, ids))
+        except HyperhiveError:
+            # Still marked delivered, now to nobody: hand them back before the next pop.
+            self._stranded.add(recipient)
+            raise
         if count:
             logger.info("%s left %d unacked message(s): redelivering", recipient, count)
             self.notify(recipient)

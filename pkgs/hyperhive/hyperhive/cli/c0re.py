@@ -48,9 +48,12 @@ def render(reply: Reply) -> str:
         case AgentsReply(items=items):
             if not items:
                 return "no agents"
+            hosts = len({a.host for a in items}) > 1  # a hive of several hosts
             lines = [f"{'NAME':<10} {'ROLE':<8} {'STATE':<24} {'PORT':<5} CREATED"]
+            lines[0] += "             HOST" if hosts else ""
             lines += [
                 f"{a.name:<10} {a.role:<8} {_state(a):<24} {a.port:<5} {_when(a.created_at)}"
+                + (f"  {a.host}" if hosts else "")
                 for a in items
             ]
             waiting = [a.name for a in items if a.needs_login]

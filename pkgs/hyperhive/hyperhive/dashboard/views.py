@@ -103,7 +103,11 @@ def live_agent_view(record: Json, hive: HiveServices) -> Json:
     """agent_view plus the badges the lifecycle knows now: stale flake, needs login, and
     the deployed sha (read from the agent's files at render time)."""
     view = agent_view(record)
-    if record.get("state") == AgentState.DESTROYED:
+    # A hive on PostgreSQL may span hosts: every row names its host; another host's
+    # agent is shown, but its container, files and page are on that host.
+    view["shared"] = hive.settings.database_url is not None
+    view["remote"] = record.get("host", hive.registry.host) != hive.registry.host
+    if record.get("state") == AgentState.DESTROYED or view["remote"]:
         return view
     name = str(record["name"])
     lifecycle = hive.lifecycle

@@ -236,22 +236,28 @@ class PostgresDatabase(Database):
     # -- reads (event loop thread) -----------------------------------------------------------
 
     def read(self, fn: Callable[[Tx], T]) -> T:
-        """Run a read on the reader connection. While the server is away, reads fail at
-        once with `Unavailable` and the connection is retried at most once a second."""
-        if self._reader is None or self._reader.closed:
-            if time.monotonic() < self._reader_retry_at:
-                raise Unavailable(f"the database {self.location} is not reachable; retrying")
-            self._reader_retry_at = time.monotonic() + 1.0
-            self._reader = self._connect()
-        try:
-            return fn(PgTx(self._reader))
-        except psycopg.OperationalError as exc:
-            with contextlib.suppress(psycopg.Error):
-                self._reader.close()
-            self._reader = None
-            raise Unavailable(
-                f"the database {self.location} went away during a read ({_short(exc)})"
-            ) from None
+        """Run a read on the reader connection. A connection the server dropped (it
+        restarted) is replaced once at once; while the server is away, reads fail with
+        `Unavailable` and a new connection is tried at most once a second."""
+        for attempt in (1, 2):
+            reader = self._reader
+            if reader is None or reader.closed:
+                if time.monotonic() < self._reader_retry_at:
+                    raise Unavailable(f"the database {self.location} is not reachable; retrying")
+                self._reader_retry_at = time.monotonic() + 1.0
+                reader = self._reader = self._connect()
+                attempt = 2  # a fresh connection that fails is not stale: do not retry
+            try:
+                return fn(PgTx(reader))
+            except psycopg.OperationalError as exc:
+                with contextlib.suppress(psycopg.Error):
+                    reader.close()
+                self._reader = None
+                if attempt == 2:
+                    raise Unavailable(
+                        f"the database {self.location} went away during a read ({_short(exc)})"
+                    ) from None
+        raise AssertionError("unreachable")
 
     # -- writes (writer thread) --------------------------------------------------------------
 
@@ -354,7 +360,10 @@ class PostgresDatabase(Database):
 
     def _resynced(self) -> None:
         for callback in self._on_resync:
-            callback()
+            try:
+                callback()
+            except Exception as exc:  # noqa: BLE001 - one resync must not stop the others
+                logger.warning("re-reading after the listener reconnected failed: %s", exc)
 
     def _dispatch(self, channel: str, payload: str, pid: int) -> None:
         mine = pid == self._writer_pid

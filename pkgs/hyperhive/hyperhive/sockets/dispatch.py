@@ -128,7 +128,10 @@ class Dispatcher:
                             port=agent_port(a.name),
                             created_at=a.created_at,
                             destroyed_at=a.destroyed_at,
-                            needs_login=a.live and not self.lifecycle.logged_in(a.name),
+                            needs_login=a.live
+                            and self.registry.is_local(a)
+                            and not self.lifecycle.logged_in(a.name),
+                            host=a.host,
                         )
                         for a in self.registry.all()
                     ]

@@ -113,6 +113,8 @@ class AgentInfo(Reply):
     destroyed_at: int | None = None
     needs_login: bool = False
     """No Claude credentials and no API key: it takes no turn until logged in."""
+    host: str = ""
+    """The host whose daemon runs it."""
 
 
 class AgentsReply(Reply):
