@@ -58,7 +58,9 @@ class Load:
 
     async def receive(self, until_empty: bool = False) -> None:
         client = await Client.open(self.receiver)
+        deadline = asyncio.get_running_loop().time() + 120
         while True:
+            assert asyncio.get_running_loop().time() < deadline, self.errors[-3:]
             reply = await client.call("recv", wait_seconds=0.3, max=32)
             if reply["kind"] == "messages":
                 bodies = [m["body"] for m in reply["items"]]
