@@ -225,7 +225,7 @@ class PostgresDatabase(Database):
     def _connect(self) -> psycopg.Connection[Any]:
         try:
             return psycopg.Connection.connect(
-                self._conninfo, autocommit=True, row_factory=_rows, prepare_threshold=None
+                self._conninfo, autocommit=True, row_factory=_rows
             )
         except psycopg.Error as exc:
             raise Unavailable(
@@ -269,7 +269,7 @@ class PostgresDatabase(Database):
                 self._writer_pid = self._writer.info.backend_pid
             tx = PgTx(self._writer)
             tx.execute("BEGIN")
-            results = _run_jobs(tx, batch)
+            results = self._run_optimistic(tx, batch)
             tx.flush_notifications()
             committing = True
             tx.execute("COMMIT")
@@ -284,6 +284,27 @@ class PostgresDatabase(Database):
                 f" {saved}; retry once the database is back"
             )
             return [(job, None, error) for job in batch]
+
+    @staticmethod
+    def _run_optimistic(tx: PgTx, batch: list[_Job]) -> list[_Outcome]:
+        """Run the batch without savepoints (each is a round trip to the server); if a job
+        fails, roll everything back and run the batch again with a savepoint per job, so
+        the failure stays that job's alone. Jobs are SQL only: running one twice after a
+        rollback is the same as running it once. A broken connection propagates."""
+        results: list[_Outcome] = []
+        for job in batch:
+            try:
+                results.append((job, job.fn(tx), None))
+            except psycopg.OperationalError:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's future
+                tx.execute("ROLLBACK")
+                tx.discard_notifications(0)
+                tx.execute("BEGIN")
+                if len(batch) == 1:
+                    return [(job, None, exc)]
+                return _run_jobs(tx, batch)
+        return results
 
     def _reset_writer(self) -> None:
         writer = self._writer

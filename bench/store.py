@@ -1,0 +1,258 @@
+"""Store benchmarks: the embedded sqlite file against PostgreSQL, one host and two.
+
+For each store, in one run: send -> parked recv wake on one host; durable sends/s from
+`--agents` agents through real `hive-c0re serve` processes; and the engine's own raw
+insert rate at the same durability, measured here too (sqlite: WAL, synchronous=NORMAL, one
+commit per insert; PostgreSQL: fsync on, synchronous_commit on, one commit per insert from
+as many connections as agents). For PostgreSQL also the wake across two daemons (alpha's
+agent sends, beta's agent's parked recv wakes by NOTIFY). The PostgreSQL server is started
+here (Debian's binaries, `initdb` in a temporary directory, fsync on) and stopped after.
+
+    .venv/bin/python bench/store.py [--agents 50] [--messages 200] [--rounds 500]
+
+Prints numbers and ratios only; nothing here asserts a target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from benchlib import Conn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from hivetest.pg import PgServer  # noqa: E402 - the tests' server helper, shared on purpose
+from hyperhive.db.connection import PRAGMAS  # noqa: E402
+from hyperhive.db.schema import BROKER_MIGRATIONS, POSTGRES_MIGRATIONS  # noqa: E402
+
+
+class Daemon:
+    """A real `hive-c0re serve` on the local backend, rooted at `root`."""
+
+    def __init__(self, root: Path, host: str, store: dict[str, str]) -> None:
+        self.root = root
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERHIVE_")}
+        env.update(
+            HYPERHIVE_STATE_DIR=str(root / "state"),
+            HYPERHIVE_RUN_DIR=str(root / "run"),
+            HYPERHIVE_BACKEND="local",
+            HYPERHIVE_DASHBOARD_PORT="0",
+            HYPERHIVE_HOST_NAME=host,
+            HYPERHIVE_SEND_BURST="1000000",
+            HYPERHIVE_SEND_RATE_PER_SECOND="1000000",
+            **store,
+        )
+        root.mkdir(parents=True)
+        log = (root / "daemon.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hyperhive.cli.c0re", "serve"], env=env, stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + 60
+        while "ready" not in (root / "daemon.log").read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit((root / "daemon.log").read_text())
+            time.sleep(0.02)
+
+    def sock(self, name: str) -> Path:
+        return self.root / "run" / "agents" / name / "mcp.sock"
+
+    async def spawn(self, names: list[str]) -> None:
+        host = await Conn.open(self.root / "run" / "host.sock")
+        for name in names:
+            reply = await host.call({"cmd": "spawn", "name": name})
+            assert reply["kind"] == "ok", reply
+        host.close()
+        await asyncio.gather(*(drain(self.sock(n)) for n in names))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+
+
+async def drain(path: Path) -> None:
+    c = await Conn.open(path)
+    while (reply := await c.call({"cmd": "recv", "max": 32}))["kind"] == "messages":
+        items = reply["items"]
+        assert isinstance(items, list)
+        await c.call({"cmd": "ack", "ids": [m["id"] for m in items]})
+    c.close()
+
+
+async def wake(sender_sock: Path, receiver_sock: Path, to: str, rounds: int) -> list[float]:
+    """Seconds from a send's start to the parked recv's reply, `rounds` times."""
+    sender = await Conn.open(sender_sock)
+    receiver = await Conn.open(receiver_sock)
+    samples = []
+    for i in range(rounds):
+        parked = asyncio.create_task(receiver.call({"cmd": "recv", "wait_seconds": 60}))
+        await asyncio.sleep(0.002)  # let the recv reach the daemon and park
+        start = time.perf_counter()
+        await sender.call({"cmd": "send", "to": to, "body": f"ping {i}"})
+        reply = await parked
+        samples.append(time.perf_counter() - start)
+        items = reply["items"]
+        assert isinstance(items, list), reply
+        await receiver.call({"cmd": "ack", "ids": [m["id"] for m in items]})
+    sender.close()
+    receiver.close()
+    return samples
+
+
+async def durable_sends(daemon: Daemon, names: list[str], per_agent: int) -> float:
+    """Messages/s, each acknowledged only after its commit, from every agent at once."""
+    conns = [await Conn.open(daemon.sock(n)) for n in names]
+
+    async def run(i: int, conn: Conn) -> None:
+        to = names[(i + 1) % len(names)]
+        for n in range(per_agent):
+            reply = await conn.call({"cmd": "send", "to": to, "body": f"m{n} from {names[i]}"})
+            assert reply["kind"] == "ok", reply
+
+    start = time.perf_counter()
+    await asyncio.gather(*(run(i, c) for i, c in enumerate(conns)))
+    elapsed = time.perf_counter() - start
+    for c in conns:
+        c.close()
+    return len(names) * per_agent / elapsed
+
+
+def raw_sqlite(path: Path, count: int) -> float:
+    """Inserts/s into the broker's schema, same pragmas, one commit per insert."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    for _, _, script in BROKER_MIGRATIONS:
+        conn.executescript(script)
+    now = int(time.time())
+    start = time.perf_counter()
+    for i in range(count):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO messages (sender, recipient, body, sent_at) VALUES (?, ?, ?, ?)",
+            ("a0", "a1", f"m{i}", now),
+        )
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return count / elapsed
+
+
+def raw_postgres(server: PgServer, clients: int, seconds: float) -> float:
+    """Inserts/s into the broker's schema from `clients` connections at once, each insert
+    its own transaction (synchronous_commit on: committed = flushed to the WAL)."""
+    import psycopg
+
+    url = server.database()
+    with psycopg.connect(url, password=server.password, autocommit=True) as conn:
+        for _, _, script in POSTGRES_MIGRATIONS:
+            conn.execute(script.encode())
+    counts = [0] * clients
+    go = threading.Event()
+    stop = threading.Event()
+
+    def client(i: int) -> None:
+        with psycopg.connect(url, password=server.password, autocommit=True) as conn:
+            now = int(time.time())
+            go.wait()
+            while not stop.is_set():
+                conn.execute(
+                    "INSERT INTO messages (sender, recipient, body, sent_at)"
+                    " VALUES (%s, %s, %s, %s)",
+                    (f"a{i}", "a0", f"m{counts[i]}", now),
+                )
+                counts[i] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)  # every client connected
+    go.set()
+    start = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    elapsed = time.perf_counter() - start
+    for t in threads:
+        t.join()
+    return sum(counts) / elapsed
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def show_wake(label: str, samples: list[float]) -> None:
+    print(
+        f"  {label}: p50 {pct(samples, 0.5):.2f} ms  p99 {pct(samples, 0.99):.2f} ms"
+        f"  max {max(samples) * 1000:.2f} ms  ({len(samples)} rounds)"
+    )
+
+
+async def run_store(args: argparse.Namespace, root: Path, server: PgServer | None) -> None:
+    names = [f"a{i}" for i in range(args.agents)]
+    store: dict[str, str] = {}
+    if server is not None:
+        store = {
+            "HYPERHIVE_DATABASE_URL": server.database(),
+            "HYPERHIVE_DATABASE_PASSWORD_FILE": str(server.password_file),
+        }
+    label = "PostgreSQL" if server else "sqlite"
+    alpha = Daemon(root / label / "alpha", "alpha", store)
+    beta = Daemon(root / label / "beta", "beta", store) if server else None
+    try:
+        await alpha.spawn(names)
+        print(f"{label}:")
+        print(" send -> parked recv wake")
+        show_wake("one host  ", await wake(alpha.sock("a0"), alpha.sock("a1"), "a1", args.rounds))
+        if beta is not None:
+            await beta.spawn(["b0"])
+            await asyncio.sleep(0.5)  # alpha hears of b0
+            across = await wake(alpha.sock("a0"), beta.sock("b0"), "b0", args.rounds)
+            show_wake("two hosts ", across)
+        rate = await durable_sends(alpha, names, args.messages)
+    finally:
+        alpha.stop()
+        if beta is not None:
+            beta.stop()
+    if server is None:
+        raw = raw_sqlite(root / "raw.sqlite", args.raw_count)
+        how = "one connection, one commit per insert"
+    else:
+        raw = raw_postgres(server, args.agents, args.raw_seconds)
+        how = f"{args.agents} connections, one commit per insert"
+    print(f" durable sends, {args.agents} agents x {args.messages}: {rate:,.0f} msg/s")
+    print(f" raw inserts at the same durability ({how}): {raw:,.0f}/s")
+    print(f" broker / raw: {rate / raw:.0%} (target >= 30 %)")
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="hh-bench-store-") as tmp:
+        root = Path(tmp)
+        await run_store(args, root, None)
+        server = PgServer(fsync=True).start()
+        try:
+            await run_store(args, root, server)
+        finally:
+            server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=200, help="sends per agent")
+    parser.add_argument("--rounds", type=int, default=500, help="wake rounds")
+    parser.add_argument("--raw-count", type=int, default=20_000, help="sqlite raw inserts")
+    parser.add_argument("--raw-seconds", type=float, default=5.0, help="PostgreSQL raw run")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
