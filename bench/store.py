@@ -29,9 +29,9 @@ from pathlib import Path
 from benchlib import Conn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from hivetest.pg import PgServer  # noqa: E402 - the tests' server helper, shared on purpose
-from hyperhive.db.connection import PRAGMAS  # noqa: E402
-from hyperhive.db.schema import BROKER_MIGRATIONS, POSTGRES_MIGRATIONS  # noqa: E402
+from hivetest.pg import PgServer  # the tests' server helper, shared
+from hyperhive.db.connection import PRAGMAS
+from hyperhive.db.schema import BROKER_MIGRATIONS, POSTGRES_MIGRATIONS
 
 
 class Daemon:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hyperhive.db.connection import SqliteDatabase, migrate
+from hyperhive.db.connection import SqliteDatabase, Tx, migrate
 from hyperhive.db.schema import BROKER_MIGRATIONS
 
 SCHEMA = [(1, "t", "CREATE TABLE t (v INTEGER NOT NULL UNIQUE);")]
@@ -56,3 +57,25 @@ async def test_writes_after_close_are_refused_clearly(tmp_path: Path) -> None:
     await db.close()
     with pytest.raises(Exception, match="closed"):
         await db.write(lambda c: None)
+
+
+async def test_a_write_issued_with_close_in_the_same_iteration_is_committed(
+    tmp_path: Path,
+) -> None:
+    """The writes a caller issued before close() commit (the old writer queued them behind
+    its shutdown marker: their futures never settled)."""
+    db = SqliteDatabase(tmp_path / "r.sqlite", SCHEMA)
+
+    def insert(v: int) -> Callable[[Tx], None]:
+        return lambda c: c.execute("INSERT INTO t (v) VALUES (?)", (v,)) and None
+
+    # Scheduled together: the writes queue themselves, then close() starts, in one loop
+    # iteration, before the writes are handed to the writer (the old writer never settled
+    # them: reproduced with the writer of f422364).
+    writes = [asyncio.ensure_future(db.write(insert(v))) for v in (1, 2, 3)]
+    closing = asyncio.ensure_future(db.close())
+    await asyncio.wait_for(asyncio.gather(*writes), 5)
+    await closing
+    conn = sqlite3.connect(tmp_path / "r.sqlite")
+    assert [r[0] for r in conn.execute("SELECT v FROM t ORDER BY v")] == [1, 2, 3]
+    conn.close()

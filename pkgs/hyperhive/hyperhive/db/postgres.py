@@ -224,9 +224,7 @@ class PostgresDatabase(Database):
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            return psycopg.Connection.connect(
-                self._conninfo, autocommit=True, row_factory=_rows
-            )
+            return psycopg.Connection.connect(self._conninfo, autocommit=True, row_factory=_rows)
         except psycopg.Error as exc:
             raise Unavailable(
                 f"the database {self.location} cannot be reached ({_short(exc)}): check that"

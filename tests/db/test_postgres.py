@@ -1,0 +1,126 @@
+"""The PostgreSQL store against a real server: the writer's guarantees, migrations by two
+hosts at once, and the configuration it refuses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hivetest.pg import PgServer
+from hyperhive.db.connection import Tx
+from hyperhive.db.open import open_broker_db, read_password_file
+from hyperhive.db.postgres import PostgresDatabase, describe
+from hyperhive.db.schema import POSTGRES_MIGRATIONS
+from hyperhive.errors import InvalidRequest, Unavailable
+from hyperhive.settings import Settings
+
+SCHEMA = [(1, "t", "CREATE TABLE t (v INTEGER NOT NULL UNIQUE);")]
+
+
+def insert(v: int) -> Callable[[Tx], int]:
+    def job(conn: Tx) -> int:
+        conn.execute("INSERT INTO t (v) VALUES (?)", (v,))
+        conn.notify("hive_test", str(v))
+        return v
+
+    return job
+
+
+async def test_a_failing_write_does_not_undo_its_batch_neighbours(pg_server: PgServer) -> None:
+    db = PostgresDatabase(pg_server.database(), SCHEMA, password=pg_server.password)
+    heard: list[str] = []
+    db.subscribe("hive_test", lambda payload, mine: heard.append(payload))
+    await db.start()
+    results = await asyncio.gather(
+        *(db.write(insert(v)) for v in [1, 2, 2, 3]), return_exceptions=True
+    )
+    assert [type(r).__name__ for r in results] == ["int", "int", "UniqueViolation", "int"]
+    assert db.read(lambda c: [r[0] for r in c.execute("SELECT v FROM t ORDER BY v")]) == [1, 2, 3]
+    # the failed job's notification went with its rollback; the others' with the commit
+    await asyncio.sleep(0.3)
+    assert sorted(heard) == ["1", "2", "3"]
+    await db.close()
+
+
+async def test_two_hosts_migrating_one_database_at_once_apply_each_migration_once(
+    pg_server: PgServer,
+) -> None:
+    url = pg_server.database()
+    dbs: list[PostgresDatabase] = []
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            dbs.append(PostgresDatabase(url, POSTGRES_MIGRATIONS, password=pg_server.password))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    rows = dbs[0].read(lambda c: [tuple(r) for r in c.execute(
+        "SELECT number, name FROM schema_migrations ORDER BY number"
+    )])  # fmt: skip
+    assert rows == [(n, name) for n, name, _ in POSTGRES_MIGRATIONS]
+    for db in dbs:
+        await db.close()
+
+
+async def test_writes_while_the_server_is_down_fail_clearly_then_work_again(
+    tmp_path: Path,
+) -> None:
+    server = PgServer().start()
+    try:
+        db = PostgresDatabase(server.database(), SCHEMA, password=server.password)
+        assert await db.write(insert(1)) == 1
+        await asyncio.to_thread(server.stop_server, "immediate")
+        with pytest.raises(Unavailable, match="retry once the database is back") as failed:
+            await db.write(insert(2))
+        assert server.password not in str(failed.value)
+        with pytest.raises(Unavailable):
+            db.read(lambda c: c.execute("SELECT 1").fetchall())
+        await asyncio.to_thread(server.start_server)
+        assert await db.write(insert(3)) == 3
+        await asyncio.sleep(1.1)  # the reader's retry pause
+        assert db.read(lambda c: [r[0] for r in c.execute("SELECT v FROM t ORDER BY v")]) == [1, 3]
+        await db.close()
+    finally:
+        server.stop()
+
+
+def test_a_url_with_a_password_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    settings = Settings(
+        state_dir=tmp_path, database_url="postgresql://hive:hunter2@127.0.0.1:1/hive"
+    )
+    with pytest.raises(InvalidRequest, match="PASSWORD_FILE") as refused:
+        open_broker_db(settings)
+    assert "hunter2" not in refused.value.message
+    assert describe("postgresql://hive:hunter2@db:5433/x") == "hive@db:5433/x"
+
+
+def test_a_password_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o644)
+    with pytest.raises(InvalidRequest, match="chmod 600") as refused:
+        read_password_file(secret)
+    assert "s3cret" not in refused.value.message
+    secret.chmod(0o600)
+    assert read_password_file(secret) == "s3cret"
+    link = tmp_path / "link"
+    os.symlink(secret, link)
+    with pytest.raises(InvalidRequest, match="cannot open"):
+        read_password_file(link)
+
+
+def test_an_unreachable_server_is_a_clear_error_at_start(tmp_path: Path) -> None:
+    with pytest.raises(Unavailable, match="cannot be reached") as failed:
+        PostgresDatabase("postgresql://hive@127.0.0.1:9/hive", SCHEMA, password="pw")
+    assert "password=" not in failed.value.message
