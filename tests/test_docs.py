@@ -71,6 +71,7 @@ RUNTIME = {
     "common/hive-auth.js", "common/hive-base.css", "common/hive-ui.js",  # URLs under /static/
     "./secret",  # a Nix path literal in an operator's config (gotchas.md)
     "psycopg/pq/misc.py", "psycopg/pq/_pq_ctypes.py",  # inside psycopg's wheel
+    "pg_hba.conf",  # PostgreSQL's own file, on the database host
     "items.html",  # dashboard/templates/items.html, named as the template it is
 }  # fmt: skip
 # Slashed words that are not paths at all.
