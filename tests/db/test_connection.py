@@ -36,8 +36,9 @@ async def test_migrations_are_recorded_and_not_rerun(tmp_path: Path) -> None:
     db = Database(path, BROKER_MIGRATIONS)
     await db.close()
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT number, name FROM schema_migrations").fetchall() == [(1, "initial")]
-    assert migrate(conn, BROKER_MIGRATIONS) == 1
+    recorded = conn.execute("SELECT number, name FROM schema_migrations").fetchall()
+    assert recorded == [(1, "initial"), (2, "approvals_rollback_sha")]
+    assert migrate(conn, BROKER_MIGRATIONS) == 2
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()
 

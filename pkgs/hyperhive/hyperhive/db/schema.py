@@ -59,4 +59,11 @@ BROKER_MIGRATIONS: list[Migration] = [
             WHERE answered_at IS NULL;
         """,
     ),
+    (
+        2,
+        "approvals_rollback_sha",
+        # The main an apply_commit's deploy rolls back to, recorded when the deploy begins
+        # (before: parsed back out of the approved/<id> tag's message). NULL on older rows.
+        "ALTER TABLE approvals ADD COLUMN rollback_sha TEXT;",
+    ),
 ]
