@@ -123,7 +123,7 @@ async def test_crash_watch_reports_a_harness_that_died(tmp_path: Path) -> None:
         # an operator verb is not a crash
         assert (await call(hive.settings.host_socket, "start", name="alice"))["kind"] == "ok"
         assert (await call(hive.settings.host_socket, "kill", name="alice"))["kind"] == "ok"
-        await hive.lifecycle.check_once()
+        await hive.watch.check_once()
         assert len(manager_events(hive, "container_crash")) == 1
 
 
