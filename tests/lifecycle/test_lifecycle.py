@@ -127,6 +127,28 @@ async def test_crash_watch_reports_a_harness_that_died(tmp_path: Path) -> None:
         assert len(manager_events(hive, "container_crash")) == 1
 
 
+async def test_crash_watch_tells_a_stale_build_once_until_a_rebuild(tmp_path: Path) -> None:
+    async with running_hive(tmp_path, crash_watch_seconds=3600) as hive:
+        await hive.lifecycle.spawn("alice")
+        paths = hive.lifecycle.paths(AgentName("alice"))
+        sha = repos.deployed_record(paths)["sha"]
+
+        def built_elsewhere() -> None:
+            repos.write_deployed_record(paths, "path:/elsewhere", sha)
+
+        built_elsewhere()
+        for _ in range(3):
+            await hive.watch.check_once()
+        assert [e["agent"] for e in manager_events(hive, "needs_update")] == ["alice"]
+        await hive.lifecycle.rebuild("alice")
+        await hive.watch.check_once()
+        assert len(manager_events(hive, "needs_update")) == 1
+        built_elsewhere()  # stale again: news again
+        await hive.watch.check_once()
+        await hive.watch.check_once()
+        assert len(manager_events(hive, "needs_update")) == 2
+
+
 async def test_auto_update_rebuilds_agents_built_from_another_flake(tmp_path: Path) -> None:
     async with running_hive(tmp_path, flake_ref="path:/old") as hive:
         await hive.lifecycle.spawn("alice")
