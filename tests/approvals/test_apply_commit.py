@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sqlite3
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
@@ -13,8 +14,11 @@ from typing import Any
 
 import pytest
 from hivetest import call, drain, running_hive
+from hyperhive.approvals import store as approval_store
 from hyperhive.approvals.store import ApprovalStatus
 from hyperhive.daemon import Hive
+from hyperhive.db.connection import migrate
+from hyperhive.db.schema import BROKER_MIGRATIONS
 
 
 def git(repo: Path, *args: str) -> str:
@@ -309,3 +313,101 @@ async def test_a_commit_that_changes_the_agents_flake_is_refused(hive: Hive, nam
     assert name in reply["message"]
     assert "agent.nix" in reply["message"]
     assert hive.approvals.list_pending() == []
+
+
+async def test_a_misleading_approved_tag_does_not_move_the_rollback_point(hive: Hive) -> None:
+    """A tag `approved/<id>` already in the applied repo (left by an earlier broker.sqlite:
+    a restored backup hands out ids again) whose message names another commit: a failed
+    build still puts main back where it was, not where the message says."""
+    if shutil.which("nix-instantiate") is None:
+        pytest.fail("nix-instantiate (Debian nix-bin) is needed: it is the local build check")
+    paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
+    seed = git(paths.applied, "rev-parse", "main")
+    first = manager_commit(paths.config, AGENT_NIX)
+    first_id = (await request(hive, first))["id"]
+    assert (await call(hive.settings.host_socket, "approve", id=first_id))["kind"] == "ok"
+    await until(lambda: tag_exists(paths.applied, f"deployed/{first_id}"), what="deployed")
+    await hive.approvals.wait_idle()
+    assert git(paths.applied, "rev-parse", "main") == first
+    broken = manager_commit(paths.config, '{ pkgs, ... }:\n{\n  hyperhive.model = "x"\n', "bad")
+    approval_id = (await request(hive, broken))["id"]
+    git(paths.applied, "tag", "-a", f"approved/{approval_id}", "-m", f"main was {seed}", broken)
+    assert (await call(hive.settings.host_socket, "approve", id=approval_id))["kind"] == "ok"
+    await until(lambda: hive.approvals.get(approval_id).status == "failed", what="failed")
+    await hive.approvals.wait_idle()
+    assert "syntax error" in (hive.approvals.get(approval_id).note or "")
+    assert git(paths.applied, "rev-parse", "main") == first, "rolled back past a deployed commit"
+    assert git(paths.applied, "status", "--porcelain") == ""
+
+
+async def cut_short(hive: Hive, approval_id: int, sha: str, tag_message: str) -> None:
+    """What a daemon killed mid-deploy leaves: the approval approved, its approved/<id> tag
+    written and main fast-forwarded to `sha`, nothing rebuilt."""
+    paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
+    assert await hive.approvals._decide(hive.approvals.get(approval_id), ApprovalStatus.APPROVED)
+    git(paths.applied, "tag", "-a", f"approved/{approval_id}", "-m", tag_message, sha)
+    git(paths.applied, "merge", "-q", "--ff-only", sha)
+
+
+async def test_a_resumed_deploy_rolls_back_to_the_recorded_point_not_the_tags(
+    tmp_path: Path,
+) -> None:
+    if shutil.which("nix-instantiate") is None:
+        pytest.fail("nix-instantiate (Debian nix-bin) is needed: it is the local build check")
+    async with running_hive(tmp_path, harness=False) as hive:
+        assert (await call(hive.settings.host_socket, "spawn", name="alice"))["kind"] == "ok"
+        paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
+        seed = git(paths.applied, "rev-parse", "main")
+        first = manager_commit(paths.config, AGENT_NIX)
+        git(paths.applied, "fetch", "-q", str(paths.config), first)
+        git(paths.applied, "merge", "-q", "--ff-only", first)
+        broken = manager_commit(paths.config, '{ pkgs, ... }:\n{\n  hyperhive.model = "x"\n')
+        approval_id = (await request(hive, broken))["id"]
+        recorded = await hive.db.write(
+            lambda conn: approval_store.record_rollback_sha(conn, approval_id, first)
+        )
+        assert recorded == first
+        await cut_short(hive, approval_id, broken, f"approved; main was {seed}")
+    async with running_hive(tmp_path, harness=False) as hive:
+        await until(lambda: hive.approvals.get(approval_id).status == "failed", what="failed")
+        await hive.approvals.wait_idle()
+        assert "syntax error" in (hive.approvals.get(approval_id).note or "")
+        assert git(paths.applied, "rev-parse", "main") == first
+
+
+async def test_a_deploy_an_older_daemon_began_is_failed_clearly_not_resumed(
+    tmp_path: Path,
+) -> None:
+    """An approval row from before the rollback point had a column, whose deploy was cut
+    short: the point was only in the tag's message, which is not read back."""
+    async with running_hive(tmp_path, harness=False) as hive:
+        assert (await call(hive.settings.host_socket, "spawn", name="alice"))["kind"] == "ok"
+        paths = hive.lifecycle.paths("alice")  # type: ignore[arg-type]
+        seed = git(paths.applied, "rev-parse", "main")
+        sha = manager_commit(paths.config, AGENT_NIX)
+        approval_id = (await request(hive, sha))["id"]
+        await cut_short(hive, approval_id, sha, f"approved; main was {seed}")
+    async with running_hive(tmp_path, harness=False) as hive:
+        await until(lambda: hive.approvals.get(approval_id).status == "failed", what="failed")
+        await hive.approvals.wait_idle()
+        note = hive.approvals.get(approval_id).note or ""
+        assert "older hive-c0re" in note
+        assert "request again" in note
+        assert tag_exists(paths.applied, f"failed/{approval_id}")
+        assert not tag_exists(paths.applied, f"deployed/{approval_id}")
+        assert [e["id"] for e in events(hive, "deploy_failed")] == [approval_id]
+        assert git(paths.applied, "rev-parse", "main") == sha, "nothing reset on a guess"
+
+
+def test_rows_from_before_the_rollback_column_read_as_unrecorded(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "b.sqlite", isolation_level=None)
+    migrate(conn, BROKER_MIGRATIONS[:1])
+    conn.execute(
+        "INSERT INTO approvals (agent, kind, fetched_sha, requested_at, status)"
+        " VALUES ('alice', 'apply_commit', 'ab', 1, 'approved')"
+    )
+    assert migrate(conn, BROKER_MIGRATIONS) == 2
+    assert approval_store.rollback_sha(conn, 1) is None
+    assert approval_store.record_rollback_sha(conn, 1, "c" * 40) == "c" * 40
+    assert approval_store.record_rollback_sha(conn, 1, "d" * 40) == "c" * 40, "recorded once"
+    conn.close()

@@ -562,7 +562,7 @@ async def test_a_manager_running_with_outdated_binds_is_restarted(
 
     monkeypatch.setattr(nspawn, "binds_for", wanted)
     assert backend.stale_binds(manager)
-    await hive.lifecycle.ensure_manager()
+    await hive.reconcile.ensure_manager()
     after = backend._supervisor.get(MANAGER)
     assert after is not None
     assert after.pid != before.pid

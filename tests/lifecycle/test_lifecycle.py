@@ -113,6 +113,20 @@ async def test_crash_watch_reports_login_changes(tmp_path: Path) -> None:
         assert [e["agent"] for e in manager_events(hive, "needs_login")] == ["alice"]
 
 
+async def test_a_revived_agent_without_a_login_is_news_again(tmp_path: Path) -> None:
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        pytest.skip("an API key in the environment counts as logged in")
+    async with running_hive(tmp_path, crash_watch_seconds=3600) as hive:
+        await hive.lifecycle.spawn("alice")
+        await hive.watch.check_once()
+        await hive.watch.check_once()
+        assert len(manager_events(hive, "needs_login")) == 1
+        await hive.lifecycle.destroy("alice")
+        await hive.lifecycle.revive("alice")
+        await hive.watch.check_once()
+        assert [e["agent"] for e in manager_events(hive, "needs_login")] == ["alice", "alice"]
+
+
 async def test_crash_watch_reports_a_harness_that_died(tmp_path: Path) -> None:
     async with running_hive(tmp_path, crash_watch_seconds=0.05) as hive:
         await hive.lifecycle.spawn("alice")
@@ -123,8 +137,30 @@ async def test_crash_watch_reports_a_harness_that_died(tmp_path: Path) -> None:
         # an operator verb is not a crash
         assert (await call(hive.settings.host_socket, "start", name="alice"))["kind"] == "ok"
         assert (await call(hive.settings.host_socket, "kill", name="alice"))["kind"] == "ok"
-        await hive.lifecycle.check_once()
+        await hive.watch.check_once()
         assert len(manager_events(hive, "container_crash")) == 1
+
+
+async def test_crash_watch_tells_a_stale_build_once_until_a_rebuild(tmp_path: Path) -> None:
+    async with running_hive(tmp_path, crash_watch_seconds=3600) as hive:
+        await hive.lifecycle.spawn("alice")
+        paths = hive.lifecycle.paths(AgentName("alice"))
+        sha = repos.deployed_record(paths)["sha"]
+
+        def built_elsewhere() -> None:
+            repos.write_deployed_record(paths, "path:/elsewhere", sha)
+
+        built_elsewhere()
+        for _ in range(3):
+            await hive.watch.check_once()
+        assert [e["agent"] for e in manager_events(hive, "needs_update")] == ["alice"]
+        await hive.lifecycle.rebuild("alice")
+        await hive.watch.check_once()
+        assert len(manager_events(hive, "needs_update")) == 1
+        built_elsewhere()  # stale again: news again
+        await hive.watch.check_once()
+        await hive.watch.check_once()
+        assert len(manager_events(hive, "needs_update")) == 2
 
 
 async def test_auto_update_rebuilds_agents_built_from_another_flake(tmp_path: Path) -> None:
@@ -153,3 +189,58 @@ async def test_manager_cannot_stop_itself_but_the_operator_can(tmp_path: Path) -
             assert "cannot" in reply["message"]
         reply = await call(hive.settings.host_socket, "restart", name="manager")
         assert reply["kind"] == "ok", reply
+
+
+async def test_crash_watch_leaves_an_agent_alone_while_a_verb_holds_it(tmp_path: Path) -> None:
+    async with running_hive(tmp_path, crash_watch_seconds=3600) as hive:
+        await hive.lifecycle.spawn("alice")
+        name = AgentName("alice")
+        paths = hive.lifecycle.paths(name)
+        # A verb that keeps the state `running` while it stops and starts the container
+        # (the start-up's restart of a manager with outdated binds is one).
+        async with hive.lifecycle.verb(name, None):
+            await hive.lifecycle.backend.stop(paths)
+            await hive.watch.check_once()
+            assert manager_events(hive, "container_crash") == []
+            await hive.lifecycle.backend.start(paths)
+        assert hive.registry.get("alice").state == "running"
+
+
+@pytest.mark.parametrize("verb", ["kill", "start", "restart", "rebuild"])
+async def test_a_verb_on_a_destroyed_agent_is_refused(tmp_path: Path, verb: str) -> None:
+    async with running_hive(tmp_path) as hive:
+        await hive.lifecycle.spawn("alice")
+        await hive.lifecycle.destroy("alice")
+        with pytest.raises(Conflict, match="revive it first"):
+            await getattr(hive.lifecycle, verb)("alice")
+        assert hive.registry.get("alice").state == "destroyed"
+
+
+async def test_a_rebuild_whose_start_fails_leaves_the_agent_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running_hive(tmp_path) as hive:
+        await hive.lifecycle.spawn("alice")
+
+        async def refuse(paths: object) -> None:
+            raise OSError("no start today")
+
+        monkeypatch.setattr(hive.lifecycle.backend, "start", refuse)
+        with pytest.raises(OSError, match="no start today"):
+            await hive.lifecycle.rebuild("alice")
+        assert hive.registry.get("alice").state == "failed"
+        with pytest.raises(OSError, match="no start today"):
+            await hive.lifecycle.start("alice")
+        assert hive.registry.get("alice").state == "failed", "a failed start restores"
+
+
+async def test_a_login_between_start_up_and_the_first_pass_is_news(tmp_path: Path) -> None:
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        pytest.skip("an API key in the environment counts as logged in")
+    async with running_hive(tmp_path, crash_watch_seconds=3600) as hive:
+        await hive.lifecycle.spawn("alice")
+    async with running_hive(tmp_path, crash_watch_seconds=3600) as hive:
+        paths = hive.lifecycle.paths(AgentName("alice"))
+        (paths.claude / ".credentials.json").write_text("{}")
+        await hive.watch.check_once()
+        assert [e["agent"] for e in manager_events(hive, "logged_in")] == ["alice"]

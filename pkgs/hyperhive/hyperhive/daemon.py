@@ -23,7 +23,9 @@ from hyperhive.errors import Unavailable
 from hyperhive.hub import Hub
 from hyperhive.lifecycle.backends import Backend
 from hyperhive.lifecycle.factory import make_backend
+from hyperhive.lifecycle.reconcile import Reconcile
 from hyperhive.lifecycle.service import Lifecycle
+from hyperhive.lifecycle.watch import CrashWatch
 from hyperhive.questions.service import QuestionService
 from hyperhive.retention import sweep_forever
 from hyperhive.settings import Settings
@@ -74,13 +76,16 @@ class Hive:
         )
         self.lifecycle = Lifecycle(
             settings,
-            self.db,
             self.registry,
             self.broker,
             backend or make_backend(settings),
             self.register_socket,
             self.unregister_socket,
         )
+        self.reconcile = Reconcile(
+            settings, self.registry, self.broker, self.lifecycle, self.register_socket
+        )
+        self.watch = CrashWatch(settings, self.registry, self.broker, self.lifecycle)
         self.approvals = Approvals(self.db, self.registry, self.broker, self.lifecycle, self.hub)
         self.lifecycle.on_destroyed = self._fail_approvals_of
         self.credentials = OperatorSecret(settings.state_dir / "operator-secret")
@@ -174,13 +179,13 @@ class Hive:
         )
         await host.start()
         self.sockets[""] = host
-        self.lifecycle.migrate_layout()
-        await self.lifecycle.ensure_manager()
-        await self.lifecycle.reconnect_all()
+        self.reconcile.migrate_layout()
+        await self.reconcile.ensure_manager()
+        await self.reconcile.reconnect_all()
         await self.approvals.reap_orphans()
         await self.approvals.resume()
         self._tasks.spawn(self._auto_update(), "auto-update")
-        self._tasks.spawn(self.lifecycle.watch_forever(self.approvals.reap_orphans), "crash-watch")
+        self._tasks.spawn(self.watch.watch_forever(self.approvals.reap_orphans), "crash-watch")
         self._tasks.spawn(self.questions.watch_deadlines(), "question-deadlines")
         self._tasks.spawn(sweep_forever(self.settings, self.broker), "retention-sweep")
         logger.info(
@@ -191,7 +196,7 @@ class Hive:
         )
 
     async def _auto_update(self) -> None:
-        rebuilt = await self.lifecycle.auto_update()
+        rebuilt = await self.reconcile.auto_update()
         if rebuilt:
             logger.info("auto_update rebuilt %s", ", ".join(rebuilt))
 

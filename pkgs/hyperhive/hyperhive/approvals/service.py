@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +45,10 @@ from hyperhive.wire.responses import ApprovalInfo
 logger = logging.getLogger(__name__)
 
 ORPHAN_NOTE = "agent state dir missing"
+UNRECORDED_NOTE = (
+    "a deploy begun by an older hive-c0re and cut short: where main was before it is not"
+    " recorded, so it is not resumed; check main in the applied repo and request again"
+)
 
 
 DAEMON_OWNED = ("flake.nix", "flake.lock")
@@ -370,11 +373,21 @@ class Approvals:
                 for tag in (f"deployed/{info.id}", f"failed/{info.id}")
                 if await self._git.resolve_commit(applied, f"refs/tags/{tag}")
             ]
-            if not done:
+            if not done and await self._begun_unrecorded(info.id, applied):
+                assert info.fetched_sha is not None
+                await self._failed_deploy(info, applied, info.fetched_sha, UNRECORDED_NOTE)
+            elif not done:
                 logger.info("approval #%d was approved but not deployed: deploying now", info.id)
                 self._tasks.spawn(self._deploy(info), f"approval-{info.id}")
                 resumed.append(info.id)
         return resumed
+
+    async def _begun_unrecorded(self, approval_id: int, applied: Path) -> bool:
+        """Whether an older hive-c0re began this deploy (its approved/<id> tag exists) and
+        recorded where to roll back to only in that tag's message, which is not read."""
+        if self._db.read(lambda conn: store.rollback_sha(conn, approval_id)) is not None:
+            return False
+        return bool(await self._git.resolve_commit(applied, f"refs/tags/approved/{approval_id}"))
 
     # -- background work -----------------------------------------------------------------------
 
@@ -405,21 +418,21 @@ class Approvals:
                 logger.exception("deploying approval #%d failed unexpectedly", info.id)
                 await self._fail(info.id, "internal error while deploying; see the daemon log")
 
-    async def _previous_main(self, applied: Path, approval_id: int) -> str:
-        """main before this approval's fast-forward (kept in the approved/<id> tag)."""
-        tag = f"approved/{approval_id}"
-        if await self._git.resolve_commit(applied, f"refs/tags/{tag}"):
-            message = await self._git.tag_message(applied, tag)
-            match = re.search(r"main was ([0-9a-f]{40})", message)
-            if match:
-                return match.group(1)
-        return await self._git.head(applied)
+    async def _rollback_point(self, approval_id: int, applied: Path) -> str:
+        """main before this approval's fast-forward. Recorded on its row once, when its
+        deploy first begins (before any tag or merge): a deploy resumed after a restart
+        rolls back to that same commit. Never read back from a tag's message: a tag left
+        by an earlier database (a restored backup hands its ids out again) names another."""
+        head = await self._git.head(applied)
+        kept = await self._db.write(lambda conn: store.record_rollback_sha(conn, approval_id, head))
+        assert kept is not None
+        return kept
 
     async def _deploy_locked(self, info: ApprovalInfo, name: AgentName) -> None:
         sha = info.fetched_sha
         assert sha is not None
         applied = self._lifecycle.paths(name).applied
-        previous = await self._previous_main(applied, info.id)
+        previous = await self._rollback_point(info.id, applied)
         await self._git.tag(applied, f"approved/{info.id}", sha, f"approved; main was {previous}")
         if not await self._git.is_ancestor(applied, previous, sha):
             note = (

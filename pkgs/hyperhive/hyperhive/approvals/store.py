@@ -92,6 +92,21 @@ def pending_commit_agents(conn: Tx) -> list[str]:
     return [r[0] for r in rows]
 
 
+def rollback_sha(conn: Tx, approval_id: int) -> str | None:
+    """The main an apply_commit's deploy rolls back to, or None if none is recorded."""
+    row = conn.execute("SELECT rollback_sha FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+    return None if row is None else row[0]
+
+
+def record_rollback_sha(conn: Tx, approval_id: int, sha: str) -> str | None:
+    """Record `sha` as the rollback point unless one is already; return the one in force."""
+    conn.execute(
+        "UPDATE approvals SET rollback_sha = ? WHERE id = ? AND rollback_sha IS NULL",
+        (sha, approval_id),
+    )
+    return rollback_sha(conn, approval_id)
+
+
 def list_recent(conn: Tx, limit: int) -> list[ApprovalInfo]:
     """The latest approvals of any status, newest first."""
     rows = conn.execute("SELECT * FROM approvals ORDER BY id DESC LIMIT ?", (limit,))

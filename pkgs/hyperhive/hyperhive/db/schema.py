@@ -69,6 +69,13 @@ BROKER_MIGRATIONS: list[Migration] = [
         ALTER TABLE approvals ADD COLUMN host TEXT NOT NULL DEFAULT '';
         """,
     ),
+    (
+        3,
+        "approvals_rollback_sha",
+        # The main an apply_commit's deploy rolls back to, recorded when the deploy begins
+        # (before: parsed back out of the approved/<id> tag's message). NULL on older rows.
+        "ALTER TABLE approvals ADD COLUMN rollback_sha TEXT;",
+    ),
 ]
 
 POSTGRES_MIGRATIONS: list[Migration] = [
@@ -142,5 +149,12 @@ POSTGRES_MIGRATIONS: list[Migration] = [
         ALTER TABLE agents ADD COLUMN host TEXT NOT NULL DEFAULT '';
         ALTER TABLE approvals ADD COLUMN host TEXT NOT NULL DEFAULT '';
         """,
+    ),
+    (
+        3,
+        "approvals_rollback_sha",
+        # The main an apply_commit's deploy rolls back to, recorded when the deploy begins
+        # (before: parsed back out of the approved/<id> tag's message). NULL on older rows.
+        "ALTER TABLE approvals ADD COLUMN rollback_sha TEXT;",
     ),
 ]

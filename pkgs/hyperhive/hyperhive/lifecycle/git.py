@@ -208,7 +208,3 @@ class Git:
             await self.run(repo, "tag", name, sha)
         else:
             await self.run(repo, "tag", "-a", name, "-m", message or "(no note)", sha)
-
-    async def tag_message(self, repo: Path, name: str) -> str:
-        """The message of annotated tag `name`."""
-        return await self.out(repo, "tag", "-l", "--format=%(contents)", name)

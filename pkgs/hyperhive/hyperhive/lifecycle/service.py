@@ -1,9 +1,16 @@
-"""Agent verbs (SPEC §10): spawn, revive, kill, start, restart, rebuild, destroy, purge.
+"""Agent verbs (SPEC §10): spawn, revive, kill, start, restart, rebuild (`update` on the
+sockets), destroy, purge. What each one means is said in one place: docs/lifecycle.md,
+"Verbs".
 
-Every state change goes through the Registry (which publishes it on the hub); while a
-verb runs, the agent shows its transient state (spawning, starting, ...). Verbs on one
-agent run one at a time (a lock per name); crash_watch leaves an agent alone while a
-verb holds its lock.
+Every verb has one shape, `Lifecycle.verb`: the agent's lock (verbs on one agent run one
+at a time, and crash_watch leaves an agent alone while a verb holds it), its transient
+state (spawning, starting, ...) while the backend works, the state a failure leaves, and
+the event to the manager after. Every state change goes through the Registry, which
+publishes it on the hub.
+
+What runs beside the verbs is composed with them by the daemon: the start-up reconcile
+(`lifecycle/reconcile.py`) and crash_watch (`lifecycle/watch.py`), which share the login
+memory of `lifecycle/logins.py`.
 
 Architecture Invariant: a name reaches `paths()` only after `validate_name` (or it is
 the manager's fixed name).
@@ -12,11 +19,13 @@ the manager's fixed name).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import logging
 import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from hyperhive import safefs
 from hyperhive.agents.names import MANAGER, AgentName, agent_port, validate_name
@@ -24,11 +33,12 @@ from hyperhive.agents.paths import AgentPaths
 from hyperhive.agents.registry import Registry
 from hyperhive.agents.store import AgentRecord, AgentState
 from hyperhive.broker.service import Broker
-from hyperhive.db.connection import Database
 from hyperhive.errors import Conflict, Forbidden, NotFound
 from hyperhive.lifecycle import repos
 from hyperhive.lifecycle.backends import Backend, BuildFailed
 from hyperhive.lifecycle.git import Git
+from hyperhive.lifecycle.logins import LoginSightings
+from hyperhive.lifecycle.repos import AgentConfig
 from hyperhive.settings import Settings
 from hyperhive.tasks import TaskSet
 from hyperhive.wire.responses import NEEDS_LOGIN_HINT
@@ -52,13 +62,28 @@ PATHS_CACHE_MAX = 4096
 """AgentPaths kept per name before the cache starts over."""
 
 
+class Restore(enum.Enum):
+    """`Lifecycle.verb`'s `on_error`: back to the state the agent had before the verb."""
+
+    BEFORE = "before"
+
+
+class Step:
+    """A verb under way on one agent (see `Lifecycle.verb`)."""
+
+    def __init__(self, before: AgentState, on_error: AgentState | None) -> None:
+        self.before = before
+        """The agent's state when the verb took its lock."""
+        self.on_error = on_error
+        """The state a failure from here leaves; None: the transient state stays."""
+
+
 class Lifecycle:
     """Creates, starts, stops and removes agents through one backend."""
 
     def __init__(
         self,
         settings: Settings,
-        db: Database,
         registry: Registry,
         broker: Broker,
         backend: Backend,
@@ -66,7 +91,6 @@ class Lifecycle:
         unregister_socket: UnhookSocket,
     ) -> None:
         self._settings = settings
-        self._db = db
         self._registry = registry
         self._broker = broker
         self.backend = backend
@@ -75,11 +99,9 @@ class Lifecycle:
         self._unregister_socket = unregister_socket
         # Set by the daemon: fails the agent's pending approvals (through Approvals).
         self.on_destroyed: DestroyHook | None = None
+        self.logins = LoginSightings()
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks = TaskSet()
-        self._logged_in: dict[str, bool] = {}
-        self._fresh: set[str] = set()
-        self._stale_told: dict[str, str] = {}
         self._paths: dict[str, AgentPaths] = {}
 
     # -- helpers ---------------------------------------------------------------------------
@@ -101,6 +123,33 @@ class Lifecycle:
         """Whether a verb is running on `name` now."""
         lock = self._locks.get(name)
         return lock is not None and lock.locked()
+
+    @contextlib.asynccontextmanager
+    async def verb(
+        self,
+        name: AgentName,
+        during: AgentState | None,
+        *,
+        on_error: AgentState | Restore | None = Restore.BEFORE,
+        live: bool = True,
+    ) -> AsyncIterator[Step]:
+        """The shape of every verb: hold `name`'s lock, check it is live (unless not
+        `live`), show the transient state `during` (None: the state stays as it is), run
+        the block, which ends by setting the state it leads to. If the block raises, the
+        state becomes `on_error` (`Restore.BEFORE`: the one it had; None: `during` stays;
+        the block may change it as it goes, `Step.on_error`) and the error propagates. The
+        verb's event to the manager comes after the block, with the lock released."""
+        async with self._lock(name):
+            record = self._live(name) if live else self._registry.get(name)
+            step = Step(record.state, record.state if on_error is Restore.BEFORE else on_error)
+            if during is not None:
+                await self._registry.set_state(name, during)
+            try:
+                yield step
+            except Exception:
+                if step.on_error is not None:
+                    await self._registry.set_state(name, step.on_error)
+                raise
 
     async def wait_idle(self) -> None:
         """Wait for background verbs (spawns approved from the dashboard) to finish."""
@@ -179,90 +228,6 @@ class Lifecycle:
         credentials = self.paths(AgentName(name)).claude / ".credentials.json"
         return safefs.is_regular_file(self._settings.state_dir, credentials)
 
-    # -- startup -----------------------------------------------------------------------------
-
-    async def ensure_manager(self) -> None:
-        """Register the manager (socket, state dirs) and make sure it runs."""
-        paths = self.paths(MANAGER)
-        paths.create()
-        record = self._registry.find(MANAGER)
-        if record is None:
-            record = await self._registry.claim_manager()
-        if not self._registry.is_local(record):
-            logger.info("the hive's manager runs on host %s", record.host)
-            return
-        await self._register_socket(MANAGER, Role.MANAGER)
-        self._logged_in[MANAGER] = self.logged_in(MANAGER)
-        if record.state is AgentState.STOPPED:
-            return
-        # The lock: crash_watch must not take a restart below for a crash.
-        async with self._lock(MANAGER):
-            try:
-                running = await self.backend.adopt(paths)
-                stale = getattr(self.backend, "stale_binds", None)
-                if running and stale is not None and stale(paths):
-                    # A manager left running by an older daemon still has the old /agents
-                    # bind (the whole agents/ tree): restart it with the current binds.
-                    logger.warning("the running manager has outdated bind mounts; restarting")
-                    await self.backend.stop(paths)
-                    running = False
-                if not running:
-                    await self.backend.start(paths)
-            except Exception:
-                logger.exception("the manager could not be started")
-                await self._registry.set_state(MANAGER, AgentState.FAILED)
-                return
-            await self._registry.set_state(MANAGER, AgentState.RUNNING)
-
-    async def reconnect_all(self) -> None:
-        """At startup: reconcile the agent table with what really runs.
-
-        Agents meant to run get their socket back and are adopted or started; stopped
-        ones are stopped if something still runs; a destroy cut short is finished.
-        """
-        for record in self._registry.local():
-            if not record.live or record.name == MANAGER:
-                continue
-            name = AgentName(record.name)
-            paths = self.paths(name)
-            self._logged_in[name] = self.logged_in(name)
-            if record.state is AgentState.DESTROYING:
-                await self._destroy_locked(name, record, purge=False)
-                continue
-            await self._register_socket(name, record.role)
-            try:
-                running = await self.backend.adopt(paths)
-                if record.state in (AgentState.STOPPED, AgentState.STOPPING):
-                    if running:
-                        await self.backend.stop(paths)
-                    await self._registry.set_state(name, AgentState.STOPPED)
-                elif record.state is AgentState.FAILED:
-                    if running:
-                        await self._registry.set_state(name, AgentState.RUNNING)
-                elif record.state is AgentState.SPAWNING and not (paths.applied / ".git").exists():
-                    await self.finish_spawn(name, revived=False)
-                else:
-                    if not running:
-                        await self.backend.start(paths)
-                        await self._broker.kick_agent(name, KICK_STARTED)
-                    await self._registry.set_state(name, AgentState.RUNNING)
-            except Exception:
-                logger.exception("%s: could not be brought back at startup", name)
-                await self._registry.set_state(name, AgentState.FAILED)
-
-    async def auto_update(self) -> list[str]:
-        """Rebuild every agent built from another hyperhive flake revision; their names."""
-        rebuilt: list[str] = []
-        for record in self._registry.local():
-            if record.live and record.name != MANAGER and self.is_stale(record.name):
-                logger.info("%s: built from another hyperhive revision; rebuilding", record.name)
-                try:
-                    await self.rebuild(record.name)
-                    rebuilt.append(record.name)
-                except Exception:
-                    logger.exception("auto_update of %s failed", record.name)
-        return rebuilt
-
     # -- spawn / revive ----------------------------------------------------------------------
 
     def spawn_record(self, raw_name: str) -> tuple[AgentRecord, bool]:
@@ -313,35 +278,41 @@ class Lifecycle:
         return await self.spawn(name)
 
     async def finish_spawn(self, name: AgentName, revived: bool) -> AgentRecord:
-        async with self._lock(name):
-            paths = self.paths(name)
-            try:
-                paths.create()
-                await repos.seed(
-                    self.git, paths, self._settings.agent_template_dir, self._pronouns()
-                )
-                await repos.ensure_identity(self.git, paths, self._pronouns())
-                config = await self.backend.build(paths)
+        """Build, open the socket of and start an agent registered in state spawning."""
+        try:
+            async with self.verb(name, None, on_error=AgentState.FAILED, live=False):
+                paths = self.paths(name)
+                config = await self._build(name, paths)
                 await self._registry.set_allowed_recipients(name, config.allowed_recipients)
                 await self._register_socket(name, Role.AGENT)
                 await self.backend.start(paths)
-                repos.write_deployed_record(
-                    paths, self._settings.flake_ref, await self.git.head(paths.applied)
-                )
-            except Exception as exc:
-                logger.exception("spawn of %s failed", name)
-                await self._registry.set_state(name, AgentState.FAILED)
-                detail = exc.tail if isinstance(exc, BuildFailed) else str(exc)
-                await self._broker.system_event(
-                    MANAGER, "spawn_failed", agent=name, error=detail[-2000:]
-                )
-                raise
-            self._fresh.add(name)
-            record = await self._registry.set_state(name, AgentState.RUNNING)
+                await self._record_deployed(paths)
+                self.logins.spawned(name)
+                record = await self._registry.set_state(name, AgentState.RUNNING)
+        except Exception as exc:
+            logger.exception("spawn of %s failed", name)
+            detail = exc.tail if isinstance(exc, BuildFailed) else str(exc)
+            await self._broker.system_event(
+                MANAGER, "spawn_failed", agent=name, error=detail[-2000:]
+            )
+            raise
         await self._broker.system_event(MANAGER, "spawned", agent=name, revived=revived)
         await self._broker.kick_agent(name, KICK_STARTED)
         logger.info("spawned %s%s", name, " (revived)" if revived else "")
         return record
+
+    async def _build(self, name: AgentName, paths: AgentPaths) -> AgentConfig:
+        """Seed an agent's repos (the first time), restore its identity file, build it."""
+        if name != MANAGER:
+            paths.create()
+            await repos.seed(self.git, paths, self._settings.agent_template_dir, self._pronouns())
+            await repos.ensure_identity(self.git, paths, self._pronouns())
+        return await self.backend.build(paths)
+
+    async def _record_deployed(self, paths: AgentPaths) -> None:
+        """Note what the agent now runs: the applied main and the hyperhive flake."""
+        head = await self.git.head(paths.applied)
+        repos.write_deployed_record(paths, self._settings.flake_ref, head)
 
     def _pronouns(self) -> str | None:
         return self._settings.operator_pronouns or None
@@ -362,18 +333,13 @@ class Lifecycle:
             self.git, paths, self._settings.agent_template_dir, self._pronouns(), sha
         )
 
-    def migrate_layout(self) -> list[str]:
-        """At start-up: move old ``agents/<name>/config`` repos to ``proposed/<name>``."""
-        return repos.migrate_layout(self._settings.state_dir)
-
     # -- kill / start / restart / rebuild -------------------------------------------------------
 
     async def kill(self, raw_name: str, *, caller: str | None = None) -> AgentRecord:
         """Stop an agent's container; it keeps its socket and queue."""
         name = self._named(raw_name, caller=caller)
-        async with self._lock(name):
-            self._live(name)
-            await self._registry.set_state(name, AgentState.STOPPING)
+        # A stop that fails leaves `stopping`: the next start-up stops the agent for good.
+        async with self.verb(name, AgentState.STOPPING, on_error=None):
             await self.backend.stop(self.paths(name))
             record = await self._registry.set_state(name, AgentState.STOPPED)
         await self._broker.system_event(MANAGER, "killed", agent=name)
@@ -382,14 +348,8 @@ class Lifecycle:
     async def start(self, raw_name: str, *, caller: str | None = None) -> AgentRecord:
         """Start a stopped (or crashed) agent."""
         name = self._named(raw_name, caller=caller)
-        async with self._lock(name):
-            before = self._live(name).state
-            await self._registry.set_state(name, AgentState.STARTING)
-            try:
-                await self.backend.start(self.paths(name))
-            except Exception:
-                await self._registry.set_state(name, before)
-                raise
+        async with self.verb(name, AgentState.STARTING):
+            await self.backend.start(self.paths(name))
             record = await self._registry.set_state(name, AgentState.RUNNING)
         await self._broker.kick_agent(name, KICK_STARTED)
         return record
@@ -397,16 +357,10 @@ class Lifecycle:
     async def restart(self, raw_name: str, *, caller: str | None = None) -> AgentRecord:
         """Stop and start an agent."""
         name = self._named(raw_name, caller=caller)
-        async with self._lock(name):
-            self._live(name)
-            await self._registry.set_state(name, AgentState.RESTARTING)
+        async with self.verb(name, AgentState.RESTARTING, on_error=AgentState.FAILED):
             paths = self.paths(name)
-            try:
-                await self.backend.stop(paths)
-                await self.backend.start(paths)
-            except Exception:
-                await self._registry.set_state(name, AgentState.FAILED)
-                raise
+            await self.backend.stop(paths)
+            await self.backend.start(paths)
             record = await self._registry.set_state(name, AgentState.RUNNING)
         await self._broker.kick_agent(name, KICK_RESTARTED)
         return record
@@ -418,38 +372,19 @@ class Lifecycle:
         A stopped agent is built but stays stopped.
         """
         name = self._named(raw_name, caller=caller)
-        async with self._lock(name):
-            before = self._live(name).state
+        async with self.verb(name, AgentState.REBUILDING) as step:
+            keep_stopped = step.before is AgentState.STOPPED
             paths = self.paths(name)
-            await self._registry.set_state(name, AgentState.REBUILDING)
-            try:
-                if name != MANAGER:
-                    paths.create()
-                    await repos.seed(
-                        self.git, paths, self._settings.agent_template_dir, self._pronouns()
-                    )
-                    await repos.ensure_identity(self.git, paths, self._pronouns())
-                config = await self.backend.build(paths)
-            except Exception:
-                await self._registry.set_state(name, before)
-                raise
-            role = Role.MANAGER if name == MANAGER else Role.AGENT
+            config = await self._build(name, paths)
+            step.on_error = AgentState.FAILED  # past the build: the old container goes
             if name != MANAGER:
                 await self._registry.set_allowed_recipients(name, config.allowed_recipients)
-            await self._register_socket(name, role)
-            keep_stopped = before is AgentState.STOPPED
-            try:
-                await self.backend.stop(paths)
-                if not keep_stopped:
-                    await self.backend.start(paths)
-            except Exception:
-                await self._registry.set_state(name, AgentState.FAILED)
-                raise
+            await self._register_socket(name, Role.MANAGER if name == MANAGER else Role.AGENT)
+            await self.backend.stop(paths)
+            if not keep_stopped:
+                await self.backend.start(paths)
             if name != MANAGER:
-                repos.write_deployed_record(
-                    paths, self._settings.flake_ref, await self.git.head(paths.applied)
-                )
-            self._stale_told.pop(name, None)
+                await self._record_deployed(paths)
             record = await self._registry.set_state(
                 name, AgentState.STOPPED if keep_stopped else AgentState.RUNNING
             )
@@ -461,33 +396,29 @@ class Lifecycle:
     # -- destroy / purge -------------------------------------------------------------------------
 
     async def destroy(self, raw_name: str, *, purge: bool = False) -> None:
-        """Remove an agent's container and socket; keep its trees unless `purge`."""
+        """Remove an agent's container and socket; keep its trees unless `purge`.
+
+        Also finishes a destroy cut short (state destroying), at start-up."""
         name = validate_name(raw_name)
         record = self._registry.find(name)
         if record is None:
             raise NotFound(f"no agent named {name!r}")
         self.check_local(record)
         if record.live:
-            async with self._lock(name):
-                await self._destroy_locked(name, self._registry.get(name), purge=purge)
+            paths = self.paths(name)
+            failed = AgentState.FAILED
+            async with self.verb(name, AgentState.DESTROYING, on_error=failed, live=False) as step:
+                await self.backend.remove(paths)
+                step.on_error = None  # cut short from here: the next start-up finishes it
+                await self._unregister_socket(name)
+                if self.on_destroyed is not None:
+                    await self.on_destroyed(name)
+                await self._registry.set_state(name, AgentState.DESTROYED)
+                self.logins.forget(name)
+            await self._broker.system_event(MANAGER, "destroyed", agent=name, purged=purge)
+            logger.info("destroyed %s (state kept in %s)", name, paths.root)
         if purge:
             await self.purge(name)
-
-    async def _destroy_locked(self, name: AgentName, record: AgentRecord, *, purge: bool) -> None:
-        paths = self.paths(name)
-        await self._registry.set_state(name, AgentState.DESTROYING)
-        try:
-            await self.backend.remove(paths)
-        except Exception:
-            await self._registry.set_state(name, AgentState.FAILED)
-            raise
-        await self._unregister_socket(name)
-        if self.on_destroyed is not None:
-            await self.on_destroyed(name)
-        await self._registry.set_state(name, AgentState.DESTROYED)
-        self._logged_in.pop(name, None)
-        await self._broker.system_event(MANAGER, "destroyed", agent=name, purged=purge)
-        logger.info("destroyed %s (state kept in %s)", name, paths.root)
 
     async def purge(self, raw_name: str) -> None:
         """Delete a destroyed agent's trees for good; refused while it is live."""
@@ -506,64 +437,3 @@ class Lifecycle:
             repos.forget_mirror(paths)
             await self._registry.forget(name)
         logger.info("purged %s", name)
-
-    # -- crash watch ------------------------------------------------------------------------------
-
-    async def check_once(self) -> None:
-        """One crash_watch pass: crashes, login changes, staleness (SPEC §10)."""
-        for record in self._registry.local():
-            if not record.live or self.busy(record.name):
-                continue
-            name = AgentName(record.name)
-            paths = self.paths(name)
-            running = await self.backend.is_running(paths)
-            if self.busy(name):
-                continue  # a verb started while we looked
-            current = self._registry.get(name)
-            if current.state is AgentState.RUNNING and not running:
-                logger.warning("%s: container stopped without an operator verb", name)
-                await self._registry.set_state(name, AgentState.FAILED)
-                await self._broker.system_event(MANAGER, "container_crash", agent=name)
-            elif current.state is AgentState.FAILED and running:
-                await self._registry.set_state(name, AgentState.RUNNING)
-            await self._check_login(name)
-            if self.is_stale(name) and self._stale_told.get(name) != self._settings.flake_ref:
-                self._stale_told[name] = self._settings.flake_ref
-                await self._broker.system_event(MANAGER, "needs_update", agent=name)
-
-    async def _check_login(self, name: AgentName) -> None:
-        now = self.logged_in(name)
-        before = self._logged_in.get(name)
-        self._logged_in[name] = now
-        fresh = name in self._fresh
-        self._fresh.discard(name)
-        if before != now:
-            # The dashboard's "needs login" badge comes or goes (a first look too: the row
-            # drawn at spawn said "needs login", and the login may beat this pass).
-            self._registry.touch(name)
-        if name == MANAGER:
-            return  # the manager could not read its own needs_login without a login
-        if before is None:
-            # First look: news only for an agent spawned since the daemon started.
-            if fresh and not now:
-                await self._broker.system_event(MANAGER, "needs_login", agent=name)
-            return
-        if before != now:
-            # The news replaces its opposite still waiting in the manager's inbox.
-            await self._broker.system_event(
-                MANAGER,
-                "logged_in" if now else "needs_login",
-                supersedes=("needs_login", "logged_in"),
-                agent=name,
-            )
-
-    async def watch_forever(self, on_tick: Callable[[], Awaitable[object]] | None = None) -> None:
-        """crash_watch: every `crash_watch_seconds`, compare and report."""
-        while True:
-            await asyncio.sleep(self._settings.crash_watch_seconds)
-            try:
-                await self.check_once()
-                if on_tick is not None:
-                    await on_tick()
-            except Exception:
-                logger.exception("crash_watch pass failed")
