@@ -57,15 +57,17 @@ async def vacuum_agent(settings: Settings, state_fd: int, now: float) -> dict[st
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), budget + KILL_GRACE_SECONDS)
+        async with asyncio.timeout(budget + KILL_GRACE_SECONDS):
+            out, err = await proc.communicate()
     except TimeoutError:
         return {"skipped": f"the worker outlived its {budget:g} s budget and was killed"}
     finally:
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(proc.wait())
+            # Reaped even if this task is cancelled meanwhile; a cancel is never swallowed
+            # here (it would leave the sweep running through a shutdown).
+            await asyncio.shield(proc.wait())
     try:
         result = json.loads(out.decode(errors="replace").strip().splitlines()[-1])
     except (ValueError, IndexError):

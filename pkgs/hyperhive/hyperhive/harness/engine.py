@@ -201,7 +201,8 @@ class SdkTurn:
         _stdout_notes.publish = publish
         client = ClaudeSDKClient(build_options(spec, server, on_stderr))
         try:
-            await asyncio.wait_for(client.connect(), CONNECT_SECONDS)
+            async with asyncio.timeout(CONNECT_SECONDS):
+                await client.connect()
             await client.query(prompt)
         except Exception as exc:
             with contextlib.suppress(Exception):
@@ -224,7 +225,8 @@ class SdkTurn:
 
     async def _interrupt(self) -> None:
         try:
-            await asyncio.wait_for(self._client.interrupt(), INTERRUPT_SECONDS)
+            async with asyncio.timeout(INTERRUPT_SECONDS):
+                await self._client.interrupt()
         except Exception as exc:  # noqa: BLE001 — any failure means: fall back to the signal
             logger.warning("SDK interrupt failed (%s); sending SIGINT", exc)
             _signal([self.pid], signal.SIGINT)
@@ -301,7 +303,8 @@ class SdkTurn:
         left_behind = descendants(self.pid)
         closing = asyncio.ensure_future(self._client.disconnect())
         try:
-            await asyncio.wait_for(asyncio.shield(closing), grace)
+            async with asyncio.timeout(grace):
+                await asyncio.shield(closing)
         except TimeoutError:
             self._publish(
                 "note",
@@ -317,7 +320,8 @@ class SdkTurn:
         if not closing.done():
             _signal([self.pid, *left_behind], signal.SIGTERM)
             with contextlib.suppress(TimeoutError, Exception):
-                await asyncio.wait_for(asyncio.shield(closing), TERM_GRACE_SECONDS)
+                async with asyncio.timeout(TERM_GRACE_SECONDS):
+                    await asyncio.shield(closing)
         # claude's own pid only while it is unreaped (it cannot have been reused then).
         _signal(left_behind if closing.done() else [self.pid, *left_behind], signal.SIGKILL)
         with contextlib.suppress(Exception):

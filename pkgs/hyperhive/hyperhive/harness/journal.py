@@ -61,7 +61,8 @@ async def _journalctl(unit: str, lines: int) -> list[str]:
     except OSError as exc:
         return [f"cannot run journalctl: {exc.strerror or exc}"]
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), JOURNALCTL_DEADLINE_SECONDS)
+        async with asyncio.timeout(JOURNALCTL_DEADLINE_SECONDS):
+            out, _ = await proc.communicate()
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()

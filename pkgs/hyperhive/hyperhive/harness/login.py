@@ -157,7 +157,8 @@ class LoginRunner:
 
     async def _watch(self, proc: asyncio.subprocess.Process) -> None:
         try:
-            await asyncio.wait_for(self._pump(proc), LOGIN_DEADLINE_SECONDS)
+            async with asyncio.timeout(LOGIN_DEADLINE_SECONDS):
+                await self._pump(proc)
             code = await proc.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):

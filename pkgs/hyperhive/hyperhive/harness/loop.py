@@ -433,7 +433,8 @@ class TurnLoop:
             if self._login.is_set() or (current is not None and current != baseline):
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._login.wait(), self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._login.wait()
         self._set(status=Availability.ONLINE)
 
     def _set(self, state: TurnState | None = None, status: Availability | None = None) -> None:

@@ -144,7 +144,8 @@ class Git:
                 size += len(chunk)
             cut = size >= limit
             if not cut:
-                await asyncio.wait_for(proc.wait(), DIFF_EXIT_SECONDS)
+                async with asyncio.timeout(DIFF_EXIT_SECONDS):
+                    await proc.wait()
         finally:
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):

@@ -194,7 +194,8 @@ class Supervisor:
     async def _wait(current: Supervised, seconds: float) -> bool:
         if current.proc is not None:
             try:
-                await asyncio.wait_for(current.proc.wait(), seconds)
+                async with asyncio.timeout(seconds):
+                    await current.proc.wait()
             except TimeoutError:
                 return False
             return True
