@@ -33,6 +33,16 @@ class Conn:
         self.writer.close()
 
 
+async def drain(path: Path) -> None:
+    """recv and ack everything waiting on the socket at `path`."""
+    c = await Conn.open(path)
+    while (reply := await c.call({"cmd": "recv", "max": 32}))["kind"] == "messages":
+        items = reply["items"]
+        assert isinstance(items, list)
+        await c.call({"cmd": "ack", "ids": [m["id"] for m in items]})
+    c.close()
+
+
 def agent_names(count: int, prefix: str) -> list[str]:
     """`count` valid names with distinct web UI ports (spawn refuses a port clash)."""
     names: list[str] = []

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import Conn
+from benchlib import Conn, drain
 from hyperhive.db.connection import PRAGMAS
 from hyperhive.db.schema import BROKER_MIGRATIONS
 
@@ -51,15 +51,6 @@ def start_daemon(root: Path) -> subprocess.Popen[bytes]:
 
 def sock(root: Path, name: str) -> Path:
     return root / "run" / "agents" / name / "mcp.sock"
-
-
-async def drain(path: Path) -> None:
-    c = await Conn.open(path)
-    while (reply := await c.call({"cmd": "recv", "max": 32}))["kind"] == "messages":
-        items = reply["items"]
-        assert isinstance(items, list)
-        await c.call({"cmd": "ack", "ids": [m["id"] for m in items]})
-    c.close()
 
 
 async def wake_latency(root: Path, rounds: int) -> list[float]:

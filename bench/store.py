@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import Conn
+from benchlib import Conn, drain
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from hivetest.pg import PgServer  # the tests' server helper, shared
@@ -75,15 +75,6 @@ class Daemon:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(20)
-
-
-async def drain(path: Path) -> None:
-    c = await Conn.open(path)
-    while (reply := await c.call({"cmd": "recv", "max": 32}))["kind"] == "messages":
-        items = reply["items"]
-        assert isinstance(items, list)
-        await c.call({"cmd": "ack", "ids": [m["id"] for m in items]})
-    c.close()
 
 
 async def wake(sender_sock: Path, receiver_sock: Path, to: str, rounds: int) -> list[float]:

@@ -266,19 +266,29 @@ def connect(path: Path) -> SqliteTx:
     return conn
 
 
-def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
-    """Apply the migrations not yet recorded in `schema_migrations`; return the version."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations"
-        " (number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
-    )
-    done = {row[0] for row in conn.execute("SELECT number FROM schema_migrations")}
+MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations"
+    " (number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+)
+
+
+def to_apply(done: set[int], migrations: Sequence[Migration]) -> list[Migration]:
+    """The migrations not in `done`, in order. RuntimeError if one is older than the newest
+    applied (a database written by a newer hyperhive, or a renumbered migration)."""
     version = max(done, default=0)
-    for number, name, script in sorted(migrations):
-        if number in done:
-            continue
+    todo = [m for m in sorted(migrations) if m[0] not in done]
+    for number, name, _ in todo:
         if number < version:
             raise RuntimeError(f"migration {number} ({name}) is older than applied {version}")
+    return todo
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
+    """Apply the migrations not yet recorded in `schema_migrations`; return the version."""
+    conn.execute(MIGRATIONS_TABLE)
+    done = {row[0] for row in conn.execute("SELECT number FROM schema_migrations")}
+    version = max(done, default=0)
+    for number, name, script in to_apply(done, migrations):
         # executescript commits any open transaction first; wrap each migration explicitly.
         conn.executescript(
             f"BEGIN IMMEDIATE;\n{script}\n"

@@ -28,6 +28,7 @@ from psycopg import conninfo as pg_conninfo
 from psycopg.rows import RowMaker
 
 from hyperhive.db.connection import (
+    MIGRATIONS_TABLE,
     POSTGRES,
     Cursor,
     Database,
@@ -37,6 +38,7 @@ from hyperhive.db.connection import (
     _Job,
     _Outcome,
     _run_jobs,
+    to_apply,
 )
 from hyperhive.errors import InDoubt, Unavailable
 
@@ -161,17 +163,10 @@ def pg_migrate(conn: psycopg.Connection[Any], migrations: Sequence[Migration]) -
     once apply each migration once); return the version."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations"
-            " (number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
-        )
+        conn.execute(MIGRATIONS_TABLE)
         done = {row[0] for row in conn.execute("SELECT number FROM schema_migrations")}
         version = max(done, default=0)
-        for number, name, script in sorted(migrations):
-            if number in done:
-                continue
-            if number < version:
-                raise RuntimeError(f"migration {number} ({name}) is older than applied {version}")
+        for number, name, script in to_apply(done, migrations):
             conn.execute(script.encode())  # a script of several statements, no parameters
             conn.execute(
                 "INSERT INTO schema_migrations VALUES (%s, %s, extract(epoch from now())::bigint)",
