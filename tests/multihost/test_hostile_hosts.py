@@ -5,6 +5,7 @@ the ones marked in docs/security.md failed on the code before the fix they prove
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -14,7 +15,9 @@ import pytest
 from hivetest import Client, call, drain, query, running_hive, wait_until
 from hivetest.pg import PgServer
 from hyperhive.agents.names import OPERATOR
+from hyperhive.agents.store import AgentState
 from hyperhive.broker import store as broker_store
+from hyperhive.errors import Conflict
 from hyperhive.wire.roles import Role
 from multihost.test_two_hosts import spawn_on, two_hosts
 
@@ -59,6 +62,25 @@ async def test_two_hosts_racing_to_spawn_one_name_leave_one_owner(
             # only the owner opened the agent's socket
             owners = [h for h in (alpha, beta) if h.lifecycle.paths(name).socket.exists()]
             assert [h.registry.host for h in owners] == [host], name
+
+        # two spawns of one name on one host at once: one wins there too
+        twice = await asyncio.gather(
+            *(call(alpha.settings.host_socket, "spawn", name="same") for _ in range(2))
+        )
+        assert sorted(r["kind"] for r in twice) == ["err", "ok"], twice
+        # a cache that missed beta's row (its tombstone, here) cannot claim or move it
+        await spawn_on(beta, "old", alpha)
+        assert (await call(beta.settings.host_socket, "destroy", name="old"))["kind"] == "ok"
+        stale = dataclasses.replace(
+            beta.registry.get("old"), host="alpha", state=AgentState.SPAWNING
+        )
+        with pytest.raises(Conflict, match="on host 'beta'"):
+            await alpha.registry.claim_spawn(stale)
+        with pytest.raises(Conflict, match="on host 'beta'"):
+            await alpha.registry.save(stale)
+        assert query(alpha, "SELECT host, state FROM agents WHERE name = 'old'") == [
+            ("beta", "destroyed")
+        ]
 
 
 async def test_a_sender_on_alpha_is_held_to_its_unacked_bytes_by_acks_on_beta(
