@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 from hivetest.pg import PgServer
+from hyperhive.db import postgres
 from hyperhive.db.connection import Tx
 from hyperhive.db.open import open_broker_db, read_password_file
 from hyperhive.db.postgres import PostgresDatabase, describe
@@ -43,6 +46,67 @@ async def test_a_failing_write_does_not_undo_its_batch_neighbours(pg_server: PgS
     # the failed job's notification went with its rollback; the others' with the commit
     await asyncio.sleep(0.3)
     assert sorted(heard) == ["1", "2", "3"]
+    await db.close()
+
+
+async def test_a_deadlock_between_two_hosts_writers_fails_no_write(pg_server: PgServer) -> None:
+    """Two hosts' writers lock the same rows in the opposite order: the server breaks the
+    deadlock by rolling one batch back. That batch ran again; before, every write in it
+    failed with "could not commit ... retry once the database is back", whatever it was."""
+    url = pg_server.database()
+    a = PostgresDatabase(url, SCHEMA, password=pg_server.password)
+    b = PostgresDatabase(url, SCHEMA, password=pg_server.password)
+    await a.write(insert(1))
+    await a.write(insert(2))
+    took = {"a": threading.Event(), "b": threading.Event()}
+
+    def crossing(me: str, other: str, first: int, then: int) -> Callable[[Tx], str]:
+        def job(conn: Tx) -> str:
+            conn.execute("UPDATE t SET v = v WHERE v = ?", (first,))
+            took[me].set()
+            took[other].wait(10)
+            conn.execute("UPDATE t SET v = v WHERE v = ?", (then,))
+            return me
+
+        return job
+
+    done = await asyncio.gather(
+        a.write(crossing("a", "b", 1, 2)), b.write(crossing("b", "a", 2, 1)), return_exceptions=True
+    )
+    assert done == ["a", "b"]
+    await a.close()
+    await b.close()
+
+
+async def test_a_flood_of_notifications_while_the_loop_is_busy_stays_bounded(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another host's flood arrives while this host's event loop is busy: the listener
+    thread queued one loop callback per notification without bound. Past the bound the
+    backlog is dropped and the loop re-reads its state instead (the resync of a reconnect)."""
+    monkeypatch.setattr(postgres, "QUEUED_NOTES", 50, raising=False)
+    url = pg_server.database()
+    db = PostgresDatabase(url, SCHEMA, password=pg_server.password)
+    heard: list[str] = []
+    resyncs: list[int] = []
+    db.subscribe("hive_test", lambda payload, mine: heard.append(payload))
+    db.on_resync(lambda: resyncs.append(len(heard)))
+    await db.start()
+    await asyncio.sleep(0.1)
+    resyncs.clear()
+    with psycopg.connect(url, password=pg_server.password, autocommit=True) as other:
+        # the loop is blocked (a synchronous wait) while 200 notifications arrive
+        for i in range(200):
+            other.execute("SELECT pg_notify('hive_test', %s)", (str(i),))
+        deadline = time.monotonic() + 10
+        while len(getattr(db, "_notes", ())) < 50 and time.monotonic() < deadline:
+            if getattr(db, "_notes_lost", False):
+                break
+            time.sleep(0.01)  # noqa: ASYNC251 - the loop is blocked on purpose
+    await asyncio.sleep(0.3)
+    assert resyncs == [0], "the dropped backlog was not replaced by a resync"
+    assert 0 < len(heard) <= 50
+    assert heard[-1] == "199"  # the newest are kept
     await db.close()
 
 

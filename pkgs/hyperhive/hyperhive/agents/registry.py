@@ -113,6 +113,12 @@ class Registry:
         self._hub.publish("agent", record.as_json())
         return record
 
+    async def claim_spawn(self, record: AgentRecord) -> AgentRecord:
+        """Write the row of a spawn (`store.spawn_agent`: Conflict if the name is taken
+        in the database, whatever this cache says), then cache it."""
+        await self._db.write(lambda conn: store.spawn_agent(conn, record))
+        return self.remember(record)
+
     def remember(self, record: AgentRecord) -> AgentRecord:
         """Cache and publish a record the caller already committed in its own transaction."""
         self._agents[record.name] = record

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from hyperhive.db.connection import AGENTS, Tx
+from hyperhive.errors import Conflict
 from hyperhive.wire.roles import Role
 
 
@@ -74,25 +75,59 @@ def list_agents(conn: Tx) -> list[AgentRecord]:
     return [_record(r) for r in conn.execute("SELECT * FROM agents ORDER BY name")]
 
 
-def upsert_agent(conn: Tx, record: AgentRecord) -> None:
-    """Insert or replace one agent row."""
-    conn.execute(
-        "INSERT INTO agents"
-        " (name, role, state, created_at, destroyed_at, allowed_recipients, host)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET role = excluded.role,"
-        " state = excluded.state, created_at = excluded.created_at,"
-        " destroyed_at = excluded.destroyed_at,"
-        " allowed_recipients = excluded.allowed_recipients, host = excluded.host",
-        (
-            record.name,
-            record.role.value,
-            record.state.value,
-            record.created_at,
-            record.destroyed_at,
-            json.dumps(record.allowed_recipients),
-            record.host,
-        ),
+_COLUMNS = "(name, role, state, created_at, destroyed_at, allowed_recipients, host)"
+_UPDATE = (
+    "role = excluded.role, state = excluded.state, created_at = excluded.created_at,"
+    " destroyed_at = excluded.destroyed_at,"
+    " allowed_recipients = excluded.allowed_recipients, host = excluded.host"
+)
+
+
+def _values(record: AgentRecord) -> tuple[object, ...]:
+    return (
+        record.name,
+        record.role.value,
+        record.state.value,
+        record.created_at,
+        record.destroyed_at,
+        json.dumps(record.allowed_recipients),
+        record.host,
     )
+
+
+def _refused(conn: Tx, record: AgentRecord) -> Conflict:
+    held = find_agent(conn, record.name)
+    where = "" if held is None or held.host == record.host else f" on host {held.host!r}"
+    state = "" if held is None else f" ({held.state})"
+    return Conflict(f"agent {record.name!r} already exists{where}{state}")
+
+
+def upsert_agent(conn: Tx, record: AgentRecord) -> None:
+    """Insert or replace one agent row. A row another host holds is never replaced (a
+    cache that missed a change must not move an agent): Conflict."""
+    row = conn.execute(
+        f"INSERT INTO agents {_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
+        f" ON CONFLICT (name) DO UPDATE SET {_UPDATE} WHERE agents.host = excluded.host"
+        " RETURNING name",
+        _values(record),
+    ).fetchone()
+    if row is None:
+        raise _refused(conn, record)
+    conn.notify(AGENTS, record.name)
+
+
+def spawn_agent(conn: Tx, record: AgentRecord) -> None:
+    """The row of a spawn: a new name, or this host's own tombstone (a revive). Decided by
+    the database, not by a cache: two hosts (or two requests) spawning one name at once
+    cannot both win; the loser gets Conflict."""
+    row = conn.execute(
+        f"INSERT INTO agents {_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
+        f" ON CONFLICT (name) DO UPDATE SET {_UPDATE}"
+        " WHERE agents.host = excluded.host AND agents.state = 'destroyed' RETURNING name",
+        _values(record),
+    ).fetchone()
+    if row is None:
+        raise _refused(conn, record)
     conn.notify(AGENTS, record.name)
 
 

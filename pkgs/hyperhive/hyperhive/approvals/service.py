@@ -309,11 +309,17 @@ class Approvals:
                 raise
             # The agent's row (state spawning) commits with the decision: a restarted
             # daemon finishes the spawn of every agent it finds in state spawning.
-            if not await self._decide(
-                info,
-                ApprovalStatus.APPROVED,
-                also=lambda conn: agent_store.upsert_agent(conn, record),
-            ):
+            try:
+                decided = await self._decide(
+                    info,
+                    ApprovalStatus.APPROVED,
+                    also=lambda conn: agent_store.spawn_agent(conn, record),
+                )
+            except Conflict as exc:
+                # Another host (or request) took the name since spawn_record looked.
+                await self._decide(info, ApprovalStatus.FAILED, f"spawn refused: {exc.message}")
+                raise
+            if not decided:
                 raise Conflict(f"approval #{approval_id} was resolved meanwhile")
             self._registry.remember(record)
             self._tasks.spawn(self._finish_spawn(info, revived), f"approval-{approval_id}")

@@ -28,6 +28,9 @@ from hyperhive.wire.responses import MessageItem, RecentRow
 logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
+FLOW_ROWS = 200
+"""Other hosts' messages read at once for the flow; older ones of a burst are left out
+(the dashboard's history shows them)."""
 UNLIMITED_SENDERS = frozenset({OPERATOR, SYSTEM})
 """Senders no per-sender limit applies to: the operator and the daemon itself."""
 
@@ -78,6 +81,8 @@ class Broker:
         self._stranded: set[str] = set()
         """Recipients whose pop may have committed unseen (InDoubt): messages may be marked
         delivered that no reader holds; they are handed back before the next pop."""
+        self._flow: list[int] = []
+        """Ids of other hosts' messages waiting to be read for the flow (`_publish_flow`)."""
         db.subscribe(store.MESSAGES, self._message_elsewhere)
         db.subscribe(store.ACKED, self._acked_elsewhere)
         db.on_resync(self._resync)
@@ -94,10 +99,21 @@ class Broker:
             return
         self.notify(recipient)
         if raw_id != "0" and self._hub.active:
-            message_id = int(raw_id)
-            rows = self._db.read(lambda conn: store.message_rows(conn, [message_id]))
-            for row in rows:
-                self._hub.publish("message", row.model_dump(by_alias=True))
+            if not self._flow:
+                asyncio.get_running_loop().call_soon(self._publish_flow)
+            self._flow.append(int(raw_id))
+
+    def _publish_flow(self) -> None:
+        """Show other hosts' messages in this host's flow: one read for all that arrived
+        together (a broadcast is a row per agent), the newest FLOW_ROWS of them."""
+        ids, self._flow = self._flow[-FLOW_ROWS:], []
+        try:
+            rows = self._db.read(lambda conn: store.message_rows(conn, ids))
+        except HyperhiveError as exc:
+            logger.warning("could not read other hosts' messages for the flow: %s", exc.message)
+            return
+        for row in rows:
+            self._hub.publish("message", row.model_dump(by_alias=True))
 
     def _acked_elsewhere(self, payload: str, mine: bool) -> None:
         """Another host's agents acked messages: release their senders' unacked bytes."""

@@ -13,7 +13,10 @@ MESSAGES = "hive_msg"
 """Notification channel: `<id> <recipient>` — a message row for `recipient` committed
 (id 0: earlier messages became undelivered again). Other hosts wake their parked recvs."""
 ACKED = "hive_acked"
-"""Notification channel: JSON {sender: bytes} released by acks, for per-sender limits."""
+"""Notification channel: JSON {sender: bytes} released by acks, for per-sender limits
+(several notifications when one ack released more senders than one payload holds)."""
+ACKED_BYTES = 4000
+"""Bytes of one `hive_acked` payload at most (PostgreSQL's NOTIFY limit is 8,000)."""
 
 
 def insert_message(
@@ -79,12 +82,30 @@ def pop_undelivered(conn: Tx, recipient: str, limit: int, now: int) -> list[Mess
 def _released(conn: Tx, rows: list[Any]) -> list[tuple[str, int]]:
     """(sender, body bytes) of each acked row; other hosts hear the totals per sender."""
     released = [(r[0], int(r[1])) for r in rows]
-    if released:
-        totals: dict[str, int] = {}
-        for sender, size in released:
-            totals[sender] = totals.get(sender, 0) + size
-        conn.notify(ACKED, json.dumps(totals, separators=(",", ":")))
+    totals: dict[str, int] = {}
+    for sender, size in released:
+        totals[sender] = totals.get(sender, 0) + size
+    for payload in acked_payloads(totals):
+        conn.notify(ACKED, payload)
     return released
+
+
+def acked_payloads(totals: dict[str, int]) -> list[str]:
+    """`totals` as JSON objects of at most ACKED_BYTES each: one ack may release the bytes
+    of hundreds of senders, and a NOTIFY payload holds 8,000 bytes."""
+    payloads: list[str] = []
+    chunk: dict[str, int] = {}
+    size = 2
+    for sender, total in totals.items():
+        entry = len(json.dumps(sender).encode()) + len(str(total)) + 2
+        if chunk and size + entry > ACKED_BYTES:
+            payloads.append(json.dumps(chunk, separators=(",", ":")))
+            chunk, size = {}, 2
+        chunk[sender] = total
+        size += entry
+    if chunk:
+        payloads.append(json.dumps(chunk, separators=(",", ":")))
+    return payloads
 
 
 def ack(conn: Tx, recipient: str, ids: Sequence[int], now: int) -> list[tuple[str, int]]:

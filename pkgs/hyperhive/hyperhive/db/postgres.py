@@ -51,7 +51,12 @@ CHANNEL_RE = re.compile(r"hive_[a-z]{1,20}")
 MIGRATION_LOCK = 0x68697665  # "hive": pg_advisory_xact_lock key for migrations
 NOTIFY_BYTES = 7900
 """PostgreSQL's NOTIFY payload limit is 8,000 bytes."""
+QUEUED_NOTES = 100_000
+"""Notifications waiting for the event loop at most (see `_queue_note`)."""
+ROLLBACK_RETRIES = 3
+"""A batch the server rolled back for a deadlock with another host's writer runs again."""
 RECONNECT_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+_ROLLED_BACK = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 _RECOVERABLE = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
 
 
@@ -215,6 +220,10 @@ class PostgresDatabase(Database):
         self._listener: threading.Thread | None = None
         self._stop_listening = threading.Event()
         self.listening = threading.Event()
+        self._notes: list[tuple[str, str, int]] = []
+        self._notes_lock = threading.Lock()
+        self._notes_lost = False
+        self._drain_pending = False
         super().__init__()
 
     def _connect(self) -> psycopg.Connection[Any]:
@@ -257,16 +266,28 @@ class PostgresDatabase(Database):
     def _commit_batch(self, batch: list[_Job]) -> list[_Outcome]:
         committing = False
         try:
-            if self._writer is None or self._writer.closed:
-                self._writer = self._connect()
-                self._writer_pid = self._writer.info.backend_pid
-            tx = PgTx(self._writer)
-            tx.execute("BEGIN")
-            results = self._run_optimistic(tx, batch)
-            tx.flush_notifications()
-            committing = True
-            tx.execute("COMMIT")
-            return results
+            for attempt in range(ROLLBACK_RETRIES + 1):
+                if self._writer is None or self._writer.closed:
+                    self._writer = self._connect()
+                    self._writer_pid = self._writer.info.backend_pid
+                tx = PgTx(self._writer)
+                tx.execute("BEGIN")
+                try:
+                    results = self._run_optimistic(tx, batch)
+                    tx.flush_notifications()
+                except _ROLLED_BACK as exc:
+                    # Another host's writer locked the same rows in the other order
+                    # (deadlock): the server rolled this batch back. Nothing of it was
+                    # saved and its jobs are SQL only: run it again, not fail it all.
+                    if attempt == ROLLBACK_RETRIES:
+                        raise
+                    logger.warning("a batch of %d writes ran again: %s", len(batch), _short(exc))
+                    tx.execute("ROLLBACK")
+                    continue
+                committing = True
+                tx.execute("COMMIT")
+                return results
+            raise AssertionError("unreachable")
         except (psycopg.Error, Unavailable) as exc:
             logger.error("commit of %d writes failed: %s", len(batch), _short(exc))
             self._reset_writer()
@@ -353,9 +374,7 @@ class PostgresDatabase(Database):
                 self.listening.set()
                 while not self._stop_listening.is_set():
                     for note in conn.notifies(timeout=0.5):
-                        loop.call_soon_threadsafe(
-                            self._dispatch, note.channel, note.payload, note.pid
-                        )
+                        self._queue_note(loop, (note.channel, note.payload, note.pid))
             except psycopg.Error as exc:
                 self.listening.clear()
                 if not self._stop_listening.is_set():
@@ -366,6 +385,32 @@ class PostgresDatabase(Database):
             finally:
                 with contextlib.suppress(psycopg.Error):
                     conn.close()
+
+    def _queue_note(self, loop: asyncio.AbstractEventLoop, note: tuple[str, str, int]) -> None:
+        """Hand a notification to the loop (listener thread). The loop drains what queued
+        up in one callback, so handlers can batch their reads; past QUEUED_NOTES (the loop
+        is far behind: another host's flood) the queue is dropped and the loop re-reads
+        everything instead, as after a reconnect: the backlog stays bounded."""
+        with self._notes_lock:
+            if len(self._notes) >= QUEUED_NOTES:
+                self._notes.clear()
+                self._notes_lost = True
+            self._notes.append(note)
+            if self._drain_pending:
+                return
+            self._drain_pending = True
+        loop.call_soon_threadsafe(self._drain_notes)
+
+    def _drain_notes(self) -> None:
+        with self._notes_lock:
+            notes, self._notes = self._notes, []
+            lost, self._notes_lost = self._notes_lost, False
+            self._drain_pending = False
+        if lost:
+            logger.warning("fell behind other hosts' notifications; re-reading instead")
+            self._resynced()
+        for channel, payload, pid in notes:
+            self._dispatch(channel, payload, pid)
 
     def _pause(self, attempt: int, exc: BaseException) -> None:
         if attempt == 0:

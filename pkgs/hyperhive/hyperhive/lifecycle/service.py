@@ -262,7 +262,7 @@ class Lifecycle:
     async def begin_spawn(self, raw_name: str) -> tuple[AgentRecord, bool]:
         """Check and register a spawn (state spawning); (record, revived)."""
         record, revived = self.spawn_record(raw_name)
-        return await self._registry.save(record), revived
+        return await self._registry.claim_spawn(record), revived
 
     async def spawn(self, raw_name: str) -> AgentRecord:
         """Create and start an agent; a destroyed one is revived with its kept state."""
