@@ -239,3 +239,27 @@ async def test_a_login_retires_the_undelivered_needs_login_it_contradicts(tmp_pa
             {"event": "needs_login", "agent": "bob"},
             {"event": "logged_in", "agent": "alice"},
         ]
+
+
+async def test_a_nul_in_a_body_is_stored_or_refused_clearly_and_nothing_else_fails(
+    tmp_path: Path, store: str
+) -> None:
+    """sqlite stores any text; PostgreSQL text cannot hold NUL: the sender is told so (not
+    "internal error"), and a send committed beside it in the same batch is unharmed."""
+    async with running_hive(tmp_path) as hive:
+        await spawn_all(hive.settings.host_socket, "alice", "bob")
+        alice = hive.lifecycle.paths("alice").socket
+        bob = hive.lifecycle.paths("bob").socket
+        await drain(bob)
+        odd, plain = await asyncio.gather(
+            call(alice, "send", to="bob", body="a\x00b"),
+            call(alice, "send", to="bob", body="plain"),
+        )
+        assert plain["kind"] == "ok", plain
+        if store == "sqlite":
+            assert odd["kind"] == "ok", odd
+            assert sorted(m["body"] for m in await drain(bob)) == ["a\x00b", "plain"]
+        else:
+            assert odd["kind"] == "err"
+            assert "NUL character" in odd["message"]
+            assert [m["body"] for m in await drain(bob)] == ["plain"]

@@ -176,11 +176,13 @@ async def webui_keys(request: web.Request) -> web.Response:
 
     Only while the agent runs: a stopped agent's port is free, and another agent could
     serve a page there and read the key from the link (docs/security.md, known limits).
+    Only this host's agents: another host's agent has its page (and its port) there, and
+    here the same port may be a different agent's.
     """
     hive = request.app[HIVE]
     keys = {
         record.name: hive.credentials.page_key(record.name)
-        for record in hive.registry.all()
+        for record in hive.registry.local()
         if record.state is AgentState.RUNNING
     }
     return web.json_response({"keys": keys})

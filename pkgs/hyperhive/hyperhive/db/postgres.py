@@ -40,7 +40,7 @@ from hyperhive.db.connection import (
     _run_jobs,
     to_apply,
 )
-from hyperhive.errors import InDoubt, Unavailable
+from hyperhive.errors import InDoubt, InvalidRequest, Unavailable
 
 if TYPE_CHECKING:
     from psycopg._cursor_base import BaseCursor
@@ -103,6 +103,13 @@ class PgTx:
         self._notifications: list[tuple[str, str]] = []
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
+        for value in parameters:
+            if isinstance(value, str) and "\x00" in value:
+                # PostgreSQL text cannot hold NUL; say so instead of "internal error".
+                raise InvalidRequest(
+                    "text with a NUL character (\\x00) cannot be stored in this hive's"
+                    " PostgreSQL database: remove it and send again"
+                )
         return self._conn.execute(_translate(sql), parameters)
 
     def notify(self, channel: str, payload: str) -> None:
