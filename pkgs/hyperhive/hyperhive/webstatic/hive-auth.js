@@ -32,7 +32,9 @@ const hiveAuth = (() => {
     if (!m || m[1] === localStorage.getItem(STORE)) return;
     try {
       const r = await fetch("/api/state", { headers: { Authorization: `Bearer ${m[1]}` }, credentials: "omit", cache: "no-store" });
-      if (r.ok) localStorage.setItem(STORE, m[1]);
+      // 401 is the key refused. A 5xx comes only after the key check passed (a 503 while
+      // the hive's database is away): keep the key, the page retries the state.
+      if (r.ok || r.status >= 500) localStorage.setItem(STORE, m[1]);
     } catch (e) { /* the server is down: keep what we had */ }
   })();
   /** @type {() => void} */
