@@ -99,7 +99,9 @@ async def test_alice_on_alpha_and_bob_on_beta_talk_through_their_own_sockets(
                 s.get(bound.url + "/api/state?html=1") as r,
             ):
                 assert r.status == 200
-                html = "".join((await r.json())["html"].values())
+                snap = await r.json()
+        html = "".join(snap["html"].values())
+        assert snap["host"] == "beta"  # the page's header names the host it acts on
         finally:
             await bound.stop()
         for name, host in (("alice", "alpha"), ("bob", "beta"), ("manager", "alpha")):
@@ -168,7 +170,7 @@ async def test_each_agents_lifecycle_and_approvals_stay_with_its_host(
         assert (item["agent"], item["host"]) == ("carol", "beta")
         wrong = await call(alpha.settings.host_socket, "approve", id=item["id"])
         assert wrong["kind"] == "err"
-        assert "host 'beta'" in wrong["message"]
+        assert "carried out by host beta" in wrong["message"]
         done = await call(beta.settings.host_socket, "approve", id=item["id"])
         assert done["kind"] == "ok", done
         await wait_until(

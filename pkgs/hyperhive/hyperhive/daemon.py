@@ -188,11 +188,15 @@ class Hive:
         self._tasks.spawn(self.watch.watch_forever(self.approvals.reap_orphans), "crash-watch")
         self._tasks.spawn(self.questions.watch_deadlines(), "question-deadlines")
         self._tasks.spawn(sweep_forever(self.settings, self.broker), "retention-sweep")
+        manager = self.registry.find(MANAGER)
         logger.info(
-            "hive-c0re up: backend %s, admin socket %s, manager socket %s",
+            "hive-c0re up: backend %s, host %s, admin socket %s, %s",
             self.lifecycle.backend.name,
+            self.registry.host,
             self.settings.host_socket,
-            AgentPaths.of(self.settings, MANAGER).socket,
+            f"manager socket {AgentPaths.of(self.settings, MANAGER).socket}"
+            if manager is None or self.registry.is_local(manager)
+            else f"the manager runs on host {manager.host}",
         )
 
     async def _auto_update(self) -> None:

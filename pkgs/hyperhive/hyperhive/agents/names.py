@@ -38,7 +38,7 @@ RESERVED = frozenset({MANAGER, OPERATOR, SYSTEM})
 def validate_name(name: object) -> AgentName:
     """Return `name` as an AgentName, or raise InvalidName saying what the rule is."""
     if not isinstance(name, str) or len(name) > NAME_MAX or not NAME_RE.fullmatch(name):
-        shown = repr(name)[:40]
+        shown = repr(name[:40] if isinstance(name, str) else name)[:60]
         raise InvalidName(
             f"invalid agent name {shown}: use 1-9 characters, a lowercase letter first,"
             " then lowercase letters, digits or single '-' between them (not at the end)"

@@ -85,8 +85,8 @@ class Approvals:
     def _check_local(self, info: ApprovalInfo) -> None:
         if not self._local(info):
             raise Conflict(
-                f"approval #{info.id} is for {info.agent!r}, which host {info.host!r} runs:"
-                f" decide it on {info.host!r}'s dashboard or with hive-c0re there"
+                f"approval #{info.id} ({info.kind_} {info.agent}) is carried out by host"
+                f" {info.host}: decide it on that host's dashboard or with hive-c0re there"
             )
 
     async def claim_unhosted(self) -> int:

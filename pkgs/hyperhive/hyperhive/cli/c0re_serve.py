@@ -55,7 +55,10 @@ async def serve(settings: Settings, *, print_login_url: bool = False) -> None:
         else:
             print("hive-c0re: `hive-c0re login` prints the dashboard's login URL", flush=True)
     manager_page = f"http://127.0.0.1:{agent_port(MANAGER)}/"
-    if hive.lifecycle.logged_in(MANAGER):
+    manager = hive.registry.find(MANAGER)
+    if manager is not None and not hive.registry.is_local(manager):
+        print(f"hive-c0re: the hive's manager runs on host {manager.host}", flush=True)
+    elif hive.lifecycle.logged_in(MANAGER):
         print(f"hive-c0re: the manager's page is {manager_page}", flush=True)
     else:
         print(

@@ -168,6 +168,8 @@ def snapshot(hive: HiveServices, recent: RecentMessages) -> Json:
     return {
         "seq": recent.seq,
         "backend": hive.lifecycle.backend.name,
+        # a hive on several hosts: which one this dashboard is (its verbs act here)
+        "host": hive.registry.host if hive.settings.database_url is not None else "",
         "page_size": page,
         "totals": totals,
         "agents": agents,

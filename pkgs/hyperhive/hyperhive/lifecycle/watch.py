@@ -17,6 +17,7 @@ from hyperhive.agents.names import MANAGER, AgentName
 from hyperhive.agents.registry import Registry
 from hyperhive.agents.store import AgentState
 from hyperhive.broker.service import Broker
+from hyperhive.errors import HyperhiveError
 from hyperhive.lifecycle.service import Lifecycle
 from hyperhive.settings import Settings
 
@@ -95,5 +96,8 @@ class CrashWatch:
                 await self.check_once()
                 if on_tick is not None:
                     await on_tick()
+            except HyperhiveError as exc:
+                # e.g. the database away for a moment: one line, the next pass tries again
+                logger.warning("crash_watch pass failed: %s", exc.message)
             except Exception:
                 logger.exception("crash_watch pass failed")

@@ -199,9 +199,10 @@ async function sync() {
   feed.snapSeq = null;
   const r = await hiveAuth.api("/api/state?html=1");
   if (!r.ok) throw new Error(`state: HTTP ${r.status}`);
-  /** @type {{ backend: string, seq: number, epoch: string, html: Record<string, string> }} */
+  /** @type {{ backend: string, host: string, seq: number, epoch: string, html: Record<string, string> }} */
   const snap = await r.json();
-  $("#backend").textContent = `hive-c0re · backend ${snap.backend}`;
+  $("#backend").textContent =
+    `hive-c0re · backend ${snap.backend}` + (snap.host ? ` · host ${snap.host}` : "");
   loadPageKeys().catch(() => {});
   const stuck = flow.atBottom();
   const all = lists();
