@@ -100,10 +100,10 @@ async def test_alice_on_alpha_and_bob_on_beta_talk_through_their_own_sockets(
             ):
                 assert r.status == 200
                 snap = await r.json()
-        html = "".join(snap["html"].values())
-        assert snap["host"] == "beta"  # the page's header names the host it acts on
         finally:
             await bound.stop()
+        html = "".join(snap["html"].values())
+        assert snap["host"] == "beta"  # the page's header names the host it acts on
         for name, host in (("alice", "alpha"), ("bob", "beta"), ("manager", "alpha")):
             assert f'data-key="agent-{name}"' in html
             assert f"@{host}" in html
