@@ -124,3 +124,16 @@ def test_inbox_refuses_a_limit_out_of_range(daemon: DaemonProcess) -> None:
     bad = daemon.cli("inbox", "--limit", "0")
     assert bad.returncode == 2
     assert "between 1 and 500" in bad.stderr
+
+
+def test_a_bad_setting_is_named_with_its_variable_and_rule(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hyperhive.cli.c0re import main
+
+    monkeypatch.setenv("HYPERHIVE_HOST_NAME", "Gamma_1")
+    assert main(["list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hive-c0re: bad HYPERHIVE_HOST_NAME: ")
+    assert "lower-case letters" in err
+    assert "pydantic" not in err  # no library boilerplate, no documentation link

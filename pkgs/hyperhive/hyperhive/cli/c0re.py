@@ -293,7 +293,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        print(f"hive-c0re: bad HYPERHIVE_* environment: {exc}", file=sys.stderr)
+        for error in exc.errors():
+            where = "HYPERHIVE_" + "_".join(str(part) for part in error["loc"]).upper()
+            # pydantic prefixes a validator's own message with "Value error, "
+            reason = str(error["msg"]).removeprefix("Value error, ")
+            print(f"hive-c0re: bad {where}: {reason}", file=sys.stderr)
         return 2
     if args.verb == "serve":
         logging.basicConfig(
