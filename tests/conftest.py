@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from hivetest.pg import PgServer
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, BrowserContext, async_playwright
 from standin.api import StandIn
 
 
@@ -72,6 +72,18 @@ async def browser() -> AsyncIterator[Browser]:
             yield chromium
         finally:
             await chromium.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A fresh browser profile (1280x900, 15 s timeouts) for one test; closed after.
+    Tests that also watch for script errors define their own."""
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx.set_default_timeout(15_000)
+    try:
+        yield ctx
+    finally:
+        await ctx.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="session")

@@ -6,25 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hivetest import Client, DaemonProcess, call, drain, query, running_hive, wait_until
 from hivetest.pg import PgServer
 
 SENDERS = ("s0", "s1", "s2", "s3")
-
-
-@pytest.fixture
-def own_server() -> Iterator[PgServer]:
-    """A server of this test's own: it is restarted under load."""
-    server = PgServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Load:

@@ -4,29 +4,19 @@ does not."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from dashsupport import Dash, running_dashboard
 from hivetest.pg import PgServer
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, Page, expect
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="session"),
     pytest.mark.usefixtures("on_the_session_loop"),
 ]
-
-
-@pytest.fixture
-def own_server() -> Iterator[PgServer]:
-    """A server of this test's own: it is stopped while the dashboard is opened."""
-    server = PgServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -38,16 +28,6 @@ async def pg_dash(tmp_path: Path, own_server: PgServer) -> AsyncIterator[Dash]:
     }
     async with running_dashboard(tmp_path, **store) as running:
         yield running
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
-    ctx.set_default_timeout(15_000)
-    try:
-        yield ctx
-    finally:
-        await ctx.close()
 
 
 async def stored_key(page: Page) -> object:

@@ -21,7 +21,7 @@ from harness.support import spawn_quiet
 from hivetest import call, drain
 from hyperhive.agents.names import AgentName
 from hyperhive.ports import agent_port
-from playwright.async_api import Browser, BrowserContext, Page, Response, expect
+from playwright.async_api import BrowserContext, Page, Response, expect
 from standin.api import StandIn, Text
 
 from security.hostile_page import HostilePage
@@ -55,16 +55,6 @@ async def scene(tmp_path: Path, claude_bin: Path, standin: StandIn) -> AsyncIter
         login_cmd=LOGIN_CMD,
     ) as running:
         yield running
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
-    ctx.set_default_timeout(15_000)
-    try:
-        yield ctx
-    finally:
-        await ctx.close()
 
 
 async def operator_uses_the_dashboard(scene: Scene, page: Page, shots: Path) -> None:
