@@ -137,3 +137,23 @@ def test_a_bad_setting_is_named_with_its_variable_and_rule(
     assert err.startswith("hive-c0re: bad HYPERHIVE_HOST_NAME: ")
     assert "lower-case letters" in err
     assert "pydantic" not in err  # no library boilerplate, no documentation link
+
+
+@pytest.mark.parametrize("body", ["", "   ", "\n\t"])
+def test_a_blank_message_is_refused_before_it_reaches_the_daemon(
+    body: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the dashboard's T4LK does; no socket is needed to say so."""
+    from hyperhive.cli.c0re import main
+
+    assert main(["--socket", str(tmp_path / "none.sock"), "send", "alice", body]) == 1
+    assert capsys.readouterr().err == "hive-c0re: the message is empty: type something to send\n"
+
+
+def test_a_bad_argument_names_its_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hyperhive.cli.c0re import main
+
+    too_long = "x" * 300_000
+    assert main(["--socket", str(tmp_path / "none.sock"), "send", "alice", too_long]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hive-c0re send: body: ")

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ValidationError
 
 from hyperhive.agents.names import OPERATOR
-from hyperhive.errors import HyperhiveError
+from hyperhive.errors import HyperhiveError, InvalidRequest
 from hyperhive.settings import Settings
 from hyperhive.wire import requests as rq
 from hyperhive.wire.client import SocketClient
@@ -104,6 +104,14 @@ def render(reply: Reply) -> str:
 
 Build = Callable[[argparse.Namespace], BaseModel]
 
+
+def _message_text(body: str) -> str:
+    """The operator's message as typed; refused when blank, as the dashboard's T4LK does."""
+    if not body.strip():
+        raise InvalidRequest("the message is empty: type something to send")
+    return body
+
+
 VERBS: dict[str, tuple[str, list[tuple[str, dict[str, object]]], Build]] = {
     "list": ("list agents, tombstones included", [], lambda a: rq.ListAgents()),
     "send": (
@@ -112,7 +120,7 @@ VERBS: dict[str, tuple[str, list[tuple[str, dict[str, object]]], Build]] = {
             ("to", {"help": "agent name, manager, or * for every agent"}),
             ("body", {"help": "the message text"}),
         ],
-        lambda a: rq.Send(to=a.to, body=a.body),
+        lambda a: rq.Send(to=a.to, body=_message_text(a.body)),
     ),
     "read": (
         "mark the operator's inbox read (frees the senders' unacked-bytes allowance)",
@@ -331,7 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         request = build(args)
         reply = asyncio.run(_call(args.socket or settings.host_socket, request))
     except ValidationError as exc:
-        print(f"hive-c0re {args.verb}: {exc.errors()[0]['msg']}", file=sys.stderr)
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        print(f"hive-c0re {args.verb}: {field}: {error['msg']}", file=sys.stderr)
         return 1
     except HyperhiveError as exc:
         print(f"hive-c0re: {exc.message}", file=sys.stderr)
