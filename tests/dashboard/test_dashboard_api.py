@@ -264,6 +264,10 @@ async def test_send_as_operator_reaches_the_agent(dash: Dash) -> None:
     status, body = await post(dash, "/send", {"to": "nobody", "body": "x"})
     assert status == 404
     assert "unknown recipient" in body["error"]
+    # the operator writing to itself hears what the CLI says, not the spawn name rule
+    status, body = await post(dash, "/send", {"to": "operator", "body": "x"})
+    assert status == 403
+    assert body["error"] == "operator cannot send a message to itself"
 
 
 async def test_talk_to_an_agent_without_a_login_says_it_will_not_answer(
