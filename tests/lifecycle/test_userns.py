@@ -90,9 +90,11 @@ async def test_container_root_is_an_unprivileged_host_uid_and_the_agents_work_st
     events = paths.events_db
     assert events.stat().st_uid == 0
     conn = sqlite3.connect(events, timeout=10)
+    # An id far from the harness's own sequence: it writes `INSERT OR REPLACE` with its next
+    # id, which would otherwise overwrite this old row with a fresh one before the sweep.
     conn.execute(
-        "INSERT INTO events (ts, kind, payload_json) VALUES (?, 'stream', '{}')",
-        (time.time() - 30 * 86400,),
+        "INSERT INTO events (id, ts, kind, payload_json) VALUES (?, ?, 'stream', '{}')",
+        (10**9, time.time() - 30 * 86400),
     )
     conn.commit()
     conn.close()
