@@ -102,33 +102,30 @@ def _refused(conn: Tx, record: AgentRecord) -> Conflict:
     return Conflict(f"agent {record.name!r} already exists{where}{state}")
 
 
-def upsert_agent(conn: Tx, record: AgentRecord) -> None:
-    """Insert or replace one agent row. A row another host holds is never replaced (a
-    cache that missed a change must not move an agent): Conflict."""
+def _write(conn: Tx, record: AgentRecord, guard: str) -> None:
+    """Insert `record`, or update the row of its name where `guard` holds; Conflict if
+    the row exists and `guard` does not hold."""
     row = conn.execute(
         f"INSERT INTO agents {_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
-        f" ON CONFLICT (name) DO UPDATE SET {_UPDATE} WHERE agents.host = excluded.host"
-        " RETURNING name",
+        f" ON CONFLICT (name) DO UPDATE SET {_UPDATE} WHERE {guard} RETURNING name",
         _values(record),
     ).fetchone()
     if row is None:
         raise _refused(conn, record)
     conn.notify(AGENTS, record.name)
+
+
+def upsert_agent(conn: Tx, record: AgentRecord) -> None:
+    """Insert or replace one agent row. A row another host holds is never replaced (a
+    cache that missed a change must not move an agent): Conflict."""
+    _write(conn, record, "agents.host = excluded.host")
 
 
 def spawn_agent(conn: Tx, record: AgentRecord) -> None:
     """The row of a spawn: a new name, or this host's own tombstone (a revive). Decided by
     the database, not by a cache: two hosts (or two requests) spawning one name at once
     cannot both win; the loser gets Conflict."""
-    row = conn.execute(
-        f"INSERT INTO agents {_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
-        f" ON CONFLICT (name) DO UPDATE SET {_UPDATE}"
-        " WHERE agents.host = excluded.host AND agents.state = 'destroyed' RETURNING name",
-        _values(record),
-    ).fetchone()
-    if row is None:
-        raise _refused(conn, record)
-    conn.notify(AGENTS, record.name)
+    _write(conn, record, "agents.host = excluded.host AND agents.state = 'destroyed'")
 
 
 def delete_agent(conn: Tx, name: str) -> None:
@@ -154,10 +151,9 @@ def claim_manager(conn: Tx, record: AgentRecord) -> AgentRecord:
     """Insert the manager's row unless a host already has one; return the row that holds
     (one manager per hive: the first host to start claims it)."""
     conn.execute(
-        "INSERT INTO agents"
-        " (name, role, state, created_at, destroyed_at, allowed_recipients, host)"
-        " VALUES (?, ?, ?, ?, NULL, '[]', ?) ON CONFLICT (name) DO NOTHING",
-        (record.name, record.role.value, record.state.value, record.created_at, record.host),
+        f"INSERT INTO agents {_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
+        " ON CONFLICT (name) DO NOTHING",
+        _values(record),
     )
     held = find_agent(conn, record.name)
     assert held is not None

@@ -239,14 +239,7 @@ def recent_for(conn: Tx, name: str, limit: int, budget: int = RECENT_BUDGET) -> 
             break
         ids.append(message_id)
         total += size
-    if not ids:
-        return []
-    marks = ",".join("?" * len(ids))
-    rows = conn.execute(
-        f"SELECT * FROM messages WHERE id IN ({marks}) ORDER BY id",  # noqa: S608
-        ids,
-    ).fetchall()
-    return [_recent_row(r) for r in rows]
+    return message_rows(conn, ids)
 
 
 def message_rows(conn: Tx, ids: Sequence[int]) -> list[RecentRow]:
