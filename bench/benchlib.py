@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import time
 from pathlib import Path
 
 from hyperhive.agents.names import agent_port
+from hyperhive.db.connection import PRAGMAS
+from hyperhive.db.schema import BROKER_MIGRATIONS
 
 
 class Conn:
@@ -41,6 +45,70 @@ async def drain(path: Path) -> None:
         assert isinstance(items, list)
         await c.call({"cmd": "ack", "ids": [m["id"] for m in items]})
     c.close()
+
+
+async def wake(sender_sock: Path, receiver_sock: Path, to: str, rounds: int) -> list[float]:
+    """Seconds from a send's start to the parked recv's reply, `rounds` times (the
+    receiver acks each)."""
+    sender = await Conn.open(sender_sock)
+    receiver = await Conn.open(receiver_sock)
+    samples = []
+    for i in range(rounds):
+        parked = asyncio.create_task(receiver.call({"cmd": "recv", "wait_seconds": 60}))
+        await asyncio.sleep(0.001)  # let the recv reach the daemon and park
+        start = time.perf_counter()
+        await sender.call({"cmd": "send", "to": to, "body": f"ping {i}"})
+        reply = await parked
+        samples.append(time.perf_counter() - start)
+        items = reply["items"]
+        assert isinstance(items, list), reply
+        await receiver.call({"cmd": "ack", "ids": [m["id"] for m in items]})
+    sender.close()
+    receiver.close()
+    return samples
+
+
+async def sustained_sends(socks: dict[str, Path], per_agent: int) -> tuple[int, float]:
+    """Every agent of `socks` (name -> socket) sends `per_agent` messages to the next one,
+    all at once, each acknowledged after its commit; (messages, seconds)."""
+    names = list(socks)
+    conns = [await Conn.open(socks[n]) for n in names]
+
+    async def run(i: int, conn: Conn) -> None:
+        to = names[(i + 1) % len(names)]
+        for n in range(per_agent):
+            reply = await conn.call({"cmd": "send", "to": to, "body": f"m{n} from {names[i]}"})
+            assert reply["kind"] == "ok", reply
+
+    start = time.perf_counter()
+    await asyncio.gather(*(run(i, c) for i, c in enumerate(conns)))
+    elapsed = time.perf_counter() - start
+    for c in conns:
+        c.close()
+    return len(names) * per_agent, elapsed
+
+
+def raw_sqlite_inserts(path: Path, count: int, batch: int) -> float:
+    """Inserts/s into the broker's schema with the broker's pragmas (WAL,
+    synchronous=NORMAL), committing every `batch`."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    for _, _, script in BROKER_MIGRATIONS:
+        conn.executescript(script)
+    now = int(time.time())
+    start = time.perf_counter()
+    for i in range(0, count, batch):
+        conn.execute("BEGIN IMMEDIATE")
+        for j in range(batch):
+            conn.execute(
+                "INSERT INTO messages (sender, recipient, body, sent_at) VALUES (?, ?, ?, ?)",
+                ("a0", "a1", f"m{i + j}", now),
+            )
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return count / elapsed
 
 
 def agent_names(count: int, prefix: str) -> list[str]:

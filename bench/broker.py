@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -22,9 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import Conn, drain
-from hyperhive.db.connection import PRAGMAS
-from hyperhive.db.schema import BROKER_MIGRATIONS
+from benchlib import Conn, drain, raw_sqlite_inserts, sustained_sends, wake
 
 
 def start_daemon(root: Path) -> subprocess.Popen[bytes]:
@@ -51,63 +48,6 @@ def start_daemon(root: Path) -> subprocess.Popen[bytes]:
 
 def sock(root: Path, name: str) -> Path:
     return root / "run" / "agents" / name / "mcp.sock"
-
-
-async def wake_latency(root: Path, rounds: int) -> list[float]:
-    sender = await Conn.open(sock(root, "a0"))
-    receiver = await Conn.open(sock(root, "a1"))
-    samples = []
-    for i in range(rounds):
-        parked = asyncio.create_task(receiver.call({"cmd": "recv", "wait_seconds": 60}))
-        await asyncio.sleep(0.001)  # let the recv reach the daemon and park
-        start = time.perf_counter()
-        await sender.call({"cmd": "send", "to": "a1", "body": f"ping {i}"})
-        reply = await parked
-        samples.append(time.perf_counter() - start)
-        items = reply["items"]
-        assert isinstance(items, list)
-        await receiver.call({"cmd": "ack", "ids": [items[0]["id"]]})
-    sender.close()
-    receiver.close()
-    return samples
-
-
-async def sustained_sends(root: Path, agents: int, per_agent: int) -> tuple[int, float]:
-    conns = [await Conn.open(sock(root, f"a{i}")) for i in range(agents)]
-
-    async def run(i: int, conn: Conn) -> None:
-        to = f"a{(i + 1) % agents}"
-        for n in range(per_agent):
-            reply = await conn.call({"cmd": "send", "to": to, "body": f"m{n} from a{i}"})
-            assert reply["kind"] == "ok", reply
-
-    start = time.perf_counter()
-    await asyncio.gather(*(run(i, c) for i, c in enumerate(conns)))
-    elapsed = time.perf_counter() - start
-    for c in conns:
-        c.close()
-    return agents * per_agent, elapsed
-
-
-def raw_inserts(path: Path, count: int, batch: int) -> float:
-    """Inserts/s into the same schema with the same pragmas, committing every `batch`."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    for pragma in PRAGMAS:
-        conn.execute(pragma)
-    conn.executescript(BROKER_MIGRATIONS[0][2])
-    now = int(time.time())
-    start = time.perf_counter()
-    for i in range(0, count, batch):
-        conn.execute("BEGIN IMMEDIATE")
-        for j in range(batch):
-            conn.execute(
-                "INSERT INTO messages (sender, recipient, body, sent_at) VALUES (?, ?, ?, ?)",
-                ("a0", "a1", f"m{i + j}", now),
-            )
-        conn.execute("COMMIT")
-    elapsed = time.perf_counter() - start
-    conn.close()
-    return count / elapsed
 
 
 def rss_mb(pid: int) -> float:
@@ -142,22 +82,23 @@ async def main_async(args: argparse.Namespace) -> None:
             await asyncio.gather(*(drain(sock(root, f"a{i}")) for i in range(args.agents)))
             rss_idle = rss_mb(proc.pid)
 
-            lat = await wake_latency(root, args.latency_rounds)
+            lat = await wake(sock(root, "a0"), sock(root, "a1"), "a1", args.latency_rounds)
             p50, p99 = pct(lat, 0.50) * 1000, pct(lat, 0.99) * 1000
             print(f"send -> parked recv wake ({args.latency_rounds} rounds):")
             print(f"  p50 {p50:.3f} ms (target <= 1 ms)   p99 {p99:.3f} ms (target <= 5 ms)")
             print(f"  mean {statistics.mean(lat) * 1000:.3f} ms   max {max(lat) * 1000:.3f} ms")
 
             cpu_before = cpu_seconds(proc.pid)
-            sent, elapsed = await sustained_sends(root, args.agents, args.messages)
+            socks = {f"a{i}": sock(root, f"a{i}") for i in range(args.agents)}
+            sent, elapsed = await sustained_sends(socks, args.messages)
             daemon_cpu = (cpu_seconds(proc.pid) - cpu_before) / elapsed
             rate = sent / elapsed
             rss_busy = rss_mb(proc.pid)
         finally:
             proc.terminate()
             proc.wait(10)
-        raw_one = raw_inserts(root / "raw1.sqlite", args.raw_count, 1)
-        raw_50 = raw_inserts(root / "raw50.sqlite", args.raw_count * 5, args.agents)
+        raw_one = raw_sqlite_inserts(root / "raw1.sqlite", args.raw_count, 1)
+        raw_50 = raw_sqlite_inserts(root / "raw50.sqlite", args.raw_count * 5, args.agents)
     print(f"sustained durable sends, {args.agents} agents x {args.messages} each:")
     print(f"  {sent} messages in {elapsed:.2f} s = {rate:,.0f} msg/s (target >= 5,000)")
     print(f"  daemon CPU while sending: {daemon_cpu:.0%} of one core (the clients share the box)")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -26,12 +25,11 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import Conn, drain
+from benchlib import Conn, drain, raw_sqlite_inserts, sustained_sends, wake
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from hivetest.pg import PgServer  # the tests' server helper, shared
-from hyperhive.db.connection import PRAGMAS
-from hyperhive.db.schema import BROKER_MIGRATIONS, POSTGRES_MIGRATIONS
+from hyperhive.db.schema import POSTGRES_MIGRATIONS
 
 
 class Daemon:
@@ -75,65 +73,6 @@ class Daemon:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(20)
-
-
-async def wake(sender_sock: Path, receiver_sock: Path, to: str, rounds: int) -> list[float]:
-    """Seconds from a send's start to the parked recv's reply, `rounds` times."""
-    sender = await Conn.open(sender_sock)
-    receiver = await Conn.open(receiver_sock)
-    samples = []
-    for i in range(rounds):
-        parked = asyncio.create_task(receiver.call({"cmd": "recv", "wait_seconds": 60}))
-        await asyncio.sleep(0.002)  # let the recv reach the daemon and park
-        start = time.perf_counter()
-        await sender.call({"cmd": "send", "to": to, "body": f"ping {i}"})
-        reply = await parked
-        samples.append(time.perf_counter() - start)
-        items = reply["items"]
-        assert isinstance(items, list), reply
-        await receiver.call({"cmd": "ack", "ids": [m["id"] for m in items]})
-    sender.close()
-    receiver.close()
-    return samples
-
-
-async def durable_sends(daemon: Daemon, names: list[str], per_agent: int) -> float:
-    """Messages/s, each acknowledged only after its commit, from every agent at once."""
-    conns = [await Conn.open(daemon.sock(n)) for n in names]
-
-    async def run(i: int, conn: Conn) -> None:
-        to = names[(i + 1) % len(names)]
-        for n in range(per_agent):
-            reply = await conn.call({"cmd": "send", "to": to, "body": f"m{n} from {names[i]}"})
-            assert reply["kind"] == "ok", reply
-
-    start = time.perf_counter()
-    await asyncio.gather(*(run(i, c) for i, c in enumerate(conns)))
-    elapsed = time.perf_counter() - start
-    for c in conns:
-        c.close()
-    return len(names) * per_agent / elapsed
-
-
-def raw_sqlite(path: Path, count: int) -> float:
-    """Inserts/s into the broker's schema, same pragmas, one commit per insert."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    for pragma in PRAGMAS:
-        conn.execute(pragma)
-    for _, _, script in BROKER_MIGRATIONS:
-        conn.executescript(script)
-    now = int(time.time())
-    start = time.perf_counter()
-    for i in range(count):
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            "INSERT INTO messages (sender, recipient, body, sent_at) VALUES (?, ?, ?, ?)",
-            ("a0", "a1", f"m{i}", now),
-        )
-        conn.execute("COMMIT")
-    elapsed = time.perf_counter() - start
-    conn.close()
-    return count / elapsed
 
 
 def raw_postgres(server: PgServer, clients: int, seconds: float) -> float:
@@ -208,13 +147,14 @@ async def run_store(args: argparse.Namespace, root: Path, server: PgServer | Non
             await asyncio.sleep(0.5)  # alpha hears of b0
             across = await wake(alpha.sock("a0"), beta.sock("b0"), "b0", args.rounds)
             show_wake("two hosts ", across)
-        rate = await durable_sends(alpha, names, args.messages)
+        sent, elapsed = await sustained_sends({n: alpha.sock(n) for n in names}, args.messages)
+        rate = sent / elapsed
     finally:
         alpha.stop()
         if beta is not None:
             beta.stop()
     if server is None:
-        raw = raw_sqlite(root / "raw.sqlite", args.raw_count)
+        raw = raw_sqlite_inserts(root / "raw.sqlite", args.raw_count, 1)
         how = "one connection, one commit per insert"
     else:
         raw = raw_postgres(server, args.agents, args.raw_seconds)
