@@ -17,7 +17,6 @@ from hyperhive.agents.registry import Registry
 from hyperhive.approvals.service import Approvals
 from hyperhive.broker.service import Broker, SendLimits
 from hyperhive.credentials import KEY_FILE, OperatorSecret
-from hyperhive.db.connection import SqliteDatabase
 from hyperhive.db.open import open_broker_db
 from hyperhive.errors import Unavailable
 from hyperhive.hub import Hub
@@ -162,8 +161,7 @@ class Hive:
         logrepeat.install()
         soft, _ = raise_fd_limit()
         logger.info("open-files limit %d", soft)
-        one_host = isinstance(self.db, SqliteDatabase)
-        await self.registry.claim_unhosted(every=one_host)
+        await self.registry.claim_unhosted()
         await self.approvals.claim_unhosted()
         await self.db.start()  # hear other hosts from here on (PostgreSQL)
         released = await self.broker.release_all()

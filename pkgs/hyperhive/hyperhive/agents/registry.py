@@ -34,10 +34,15 @@ class Registry:
         db.subscribe(AGENTS, self._changed_elsewhere)
         db.on_resync(self.reload)
 
-    async def claim_unhosted(self, *, every: bool) -> int:
-        """Make rows without a host (or, `every`, all rows) this host's; see
-        `store.claim_agents`. Returns how many changed."""
-        host = self.host
+    @property
+    def shared(self) -> bool:
+        """Whether other hosts share this hive (`Database.shared`)."""
+        return self._db.shared
+
+    async def claim_unhosted(self) -> int:
+        """Make rows without a host this host's; on a store no other host shares (whose
+        host name may have changed) all rows. See `store.claim_agents`; how many changed."""
+        host, every = self.host, not self._db.shared
         count = await self._db.write(lambda conn: store.claim_agents(conn, host, every=every))
         if count:
             self.reload()

@@ -32,7 +32,7 @@ from hyperhive.approvals import store
 from hyperhive.approvals.store import ApprovalKind, ApprovalStatus
 from hyperhive.broker import store as broker_store
 from hyperhive.broker.service import Broker
-from hyperhive.db.connection import CHANGED, Database, SqliteDatabase, Tx
+from hyperhive.db.connection import CHANGED, Database, Tx
 from hyperhive.errors import Conflict, Forbidden, HyperhiveError, InvalidRequest, NotFound
 from hyperhive.hub import Hub
 from hyperhive.lifecycle import repos
@@ -92,7 +92,7 @@ class Approvals:
     async def claim_unhosted(self) -> int:
         """Approvals from before hosts existed (or all, on a one-host sqlite file) become
         this host's."""
-        host, every = self._registry.host, isinstance(self._db, SqliteDatabase)
+        host, every = self._registry.host, not self._db.shared
         return await self._db.write(lambda conn: store.claim_approvals(conn, host, every=every))
 
     # -- reading -----------------------------------------------------------------------------

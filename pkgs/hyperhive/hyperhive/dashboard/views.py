@@ -105,7 +105,7 @@ def live_agent_view(record: Json, hive: HiveServices) -> Json:
     view = agent_view(record)
     # A hive on PostgreSQL may span hosts: every row names its host; another host's
     # agent is shown, but its container, files and page are on that host.
-    view["shared"] = hive.settings.database_url is not None
+    view["shared"] = hive.registry.shared
     view["remote"] = record.get("host", hive.registry.host) != hive.registry.host
     if record.get("state") == AgentState.DESTROYED or view["remote"]:
         return view
@@ -169,7 +169,7 @@ def snapshot(hive: HiveServices, recent: RecentMessages) -> Json:
         "seq": recent.seq,
         "backend": hive.lifecycle.backend.name,
         # a hive on several hosts: which one this dashboard is (its verbs act here)
-        "host": hive.registry.host if hive.settings.database_url is not None else "",
+        "host": hive.registry.host if hive.registry.shared else "",
         "page_size": page,
         "totals": totals,
         "agents": agents,

@@ -166,6 +166,9 @@ class Database:
     """
 
     dialect: Dialect = SQLITE
+    shared = False
+    """Whether other hosts' daemons use this store too (PostgreSQL): then each row of an
+    agent or approval names its host, and only that host acts on it."""
     location: str = ""
     """Where the data lives, for messages (a path or host:port/db, never a password)."""
 

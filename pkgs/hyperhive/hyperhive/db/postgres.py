@@ -193,6 +193,7 @@ class PostgresDatabase(Database):
     """The hive's store on a PostgreSQL server (`HYPERHIVE_DATABASE_URL`)."""
 
     dialect = POSTGRES
+    shared = True
 
     def __init__(
         self,
